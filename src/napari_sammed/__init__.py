@@ -1,0 +1,28 @@
+"""napari-sammed: SAM-Med2D annotation for napari (core API importable without Qt)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["load_model", "SliceEngine", "Prompt", "Prediction", "to_uint8", "samaug", "__version__"]
+
+_LAZY = {
+    "load_model": ("napari_sammed.core.api", "load_model"),
+    "SliceEngine": ("napari_sammed.core.engine", "SliceEngine"),
+    "Prompt": ("napari_sammed.core.engine", "Prompt"),
+    "Prediction": ("napari_sammed.core.engine", "Prediction"),
+    "to_uint8": ("napari_sammed.core.windowing", "to_uint8"),
+    "samaug": ("napari_sammed.core.samaug", None),
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy so that `import napari_sammed` (npe2 reads the manifest through it) stays cheap.
+    if name not in _LAZY:
+        raise AttributeError(f"module 'napari_sammed' has no attribute {name!r}")
+    module, attr = _LAZY[name]
+    value = importlib.import_module(module)
+    return value if attr is None else getattr(value, attr)

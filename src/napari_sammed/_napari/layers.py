@@ -1,0 +1,83 @@
+"""Translation between napari layer data and core prompts/masks.
+
+napari stores points and shapes as (row, col) = (y, x) data coordinates, with the slice index
+in front for volumes, and pixel *centres* at integers; the engine wants (x, y) in a frame where
+pixel i spans [i, i + 1]. This is the only place that swaps axes and shifts by half a pixel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.engine import Prompt
+
+
+def slice_index_of(coords: np.ndarray, axis: int | None) -> np.ndarray:
+    return np.zeros(len(coords), int) if axis is None else np.rint(coords[:, axis]).astype(int)
+
+
+def in_plane(coords: np.ndarray, axis: int | None) -> np.ndarray:
+    """(N, D) data coordinates -> (N, 2) (row, col) in the slice plane."""
+    if axis is None:
+        return coords[:, -2:]
+    keep = [i for i in range(coords.shape[1]) if i != axis]
+    return coords[:, keep]
+
+
+def prompt_for_slice(
+    points: np.ndarray,
+    positive: np.ndarray,
+    boxes: list[np.ndarray],
+    axis: int | None,
+    index: int,
+) -> Prompt | None:
+    """Collect the clicks and the last box lying on slice ``index`` into one engine prompt."""
+    xy = labels = box = None
+    if len(points):
+        on = slice_index_of(points, axis) == index
+        if on.any():
+            rc = in_plane(points[on], axis)
+            xy = rc[:, ::-1] + 0.5  # pixel centres, (x, y)
+            labels = np.asarray(positive)[on].astype(int)
+    for vertices in boxes[::-1]:
+        vertices = np.asarray(vertices)
+        if axis is not None and not np.all(np.rint(vertices[:, axis]) == index):
+            continue
+        rc = in_plane(vertices, axis)
+        (r0, c0), (r1, c1) = rc.min(0), rc.max(0)
+        if r1 > r0 and c1 > c0:
+            box = np.array([c0, r0, c1, r1], float) + 0.5  # napari pixel centres are integers
+            break
+    if xy is None and box is None:
+        return None
+    return Prompt(points=xy, point_labels=labels, box=box)
+
+
+def slice_key(axis: int | None, index: int, ndim: int) -> tuple:
+    """Index tuple selecting one slice of an ndim array."""
+    if axis is None:
+        return (Ellipsis,)
+    key: list = [slice(None)] * ndim
+    key[axis] = index
+    return tuple(key)
+
+
+def write_mask(labels_layer, mask: np.ndarray, axis: int | None, index: int, value: int,
+               overwrite: bool = False) -> int:
+    """Paint ``mask`` (the slice plane) into ``labels_layer`` with napari's undo history.
+
+    Voxels of other objects are kept unless ``overwrite``. Returns the number of voxels written.
+    """
+    current = np.asarray(labels_layer.data[slice_key(axis, index, labels_layer.data.ndim)])
+    writable = mask & ((current == 0) | (current == value) | bool(overwrite)) & (current != value)
+    rows, cols = np.nonzero(writable)
+    if rows.size == 0:
+        return 0
+    if axis is None:
+        indices = (rows, cols)
+    else:
+        parts = [rows, cols]
+        parts.insert(axis, np.full(rows.shape, index))
+        indices = tuple(parts)
+    labels_layer.data_setitem(indices, value)
+    return int(rows.size)

@@ -1,0 +1,149 @@
+"""``napari-sammed`` command line: thin argument parsing around the Qt-free core."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", default=None,
+                   help="SAM-Med2D / SAM / MedSAM checkpoint; omit for the weight-free engine")
+    p.add_argument("--kind", default=None, help="force a model kind (e.g. medsam)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    p.add_argument("--dtype", default="fp32", help="fp32, bf16, fp16 (image encoder)")
+    p.add_argument("--batch-size", type=int, default=4)
+
+
+def _add_window_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--window", default=None,
+                   help="ct-soft-tissue, ct-abdomen, ct-lung, ct-bone, ct-brain, percentile or LOW,HIGH")
+
+
+def parse_window(text: str | None):
+    if text and "," in text:
+        low, high = (float(v) for v in text.split(","))
+        return (low, high)
+    return text
+
+
+def _engine(args):
+    from .core.api import load_model
+    from .core.engine import SliceEngine
+
+    model = load_model(args.checkpoint, device=args.device, dtype=args.dtype, kind=args.kind)
+    return SliceEngine(model, batch_size=args.batch_size)
+
+
+def _progress(total: int, desc: str):
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="slice", file=sys.stderr)
+
+    def update(done: int, _total: int) -> None:
+        bar.n = done
+        bar.refresh()
+
+    return bar, update
+
+
+def cmd_convert(args) -> int:
+    from .core.checkpoints import convert_checkpoint
+
+    sha = convert_checkpoint(args.input, args.output, overwrite=args.overwrite)
+    print(f"wrote {args.output}\nsha256 {sha}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .core.api import load_model
+    from .core.engine import SliceEngine
+
+    engine = SliceEngine(load_model(args.checkpoint, device=args.device, dtype=args.dtype, kind=args.kind))
+    print(json.dumps(engine.describe(), indent=2))
+    return 0
+
+
+def cmd_embed(args) -> int:
+    from .core.io import read_volume
+    from .core.volume import VolumeEmbeddings
+    from .core.windowing import resolve_window
+
+    volume = read_volume(args.image)
+    if volume.data.ndim != 3:
+        raise ValueError(f"embed needs a 3D volume, got shape {volume.data.shape}")
+    engine = _engine(args)
+    window = resolve_window(volume.data, parse_window(args.window))
+    store = VolumeEmbeddings(engine, volume.data, window, args.axis, cache_dir=args.cache_dir,
+                             storage_dtype=args.storage_dtype)
+    todo = [i for i in range(store.n_slices) if not store.is_embedded(i)]
+    bar, update = _progress(len(todo), "embedding")
+    store.compute(todo, progress=update)
+    bar.close()
+    print(f"{store.n_slices - len(todo)} slices reused, {len(todo)} embedded -> {store.cache.path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="napari-sammed", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("convert-checkpoint", help="write a weights-only safetensors copy of a checkpoint")
+    p.add_argument("input")
+    p.add_argument("output")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("info", help="show what a checkpoint is (kind, size, sha256)")
+    _add_model_args(p)
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("embed", help="compute (or resume) the embedding cache of a volume")
+    p.add_argument("image")
+    p.add_argument("--cache-dir", required=True)
+    p.add_argument("--axis", default="z", choices=["z", "y", "x"])
+    p.add_argument("--storage-dtype", default="float32", choices=["float32", "float16"])
+    _add_model_args(p)
+    _add_window_args(p)
+    p.set_defaults(func=cmd_embed)
+
+    for register in _EXTRA_COMMANDS:
+        register(sub)
+    return parser
+
+
+def cmd_demo(args) -> int:
+    import napari
+
+    from ._napari.demo import open_demo
+
+    open_demo(args.checkpoint, args.sample)
+    napari.run()
+    return 0
+
+
+def _register_demo(sub) -> None:
+    p = sub.add_parser("demo", help="open napari with a real CT (or MR) sample and the plugin docked")
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--sample", choices=["ct", "mr"], default="ct")
+    p.set_defaults(func=cmd_demo)
+
+
+_EXTRA_COMMANDS: list = [_register_demo]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .core.checkpoints import CheckpointError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (CheckpointError, ValueError, FileExistsError, FileNotFoundError, PermissionError) as error:
+        print(f"napari-sammed {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

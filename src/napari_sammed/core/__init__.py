@@ -1,0 +1,1 @@
+"""Qt-free core: models, checkpoints, engine, cache, propagation, SAMAug, export."""

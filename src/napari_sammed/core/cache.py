@@ -1,0 +1,125 @@
+"""Zarr v3 store of slice embeddings, keyed by a signature, resumable and checksummed.
+
+One store per (volume, axis). ``embeddings`` is chunked one slice per chunk; ``done`` marks a
+slice only after its chunk and checksum are written, so an interrupted run leaves nothing that
+is later trusted. The signature (data hash, model kind, checkpoint sha256, window, dtype, axis)
+lives in the group attributes; a store whose signature differs is rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import zlib
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+FORMAT_VERSION = 1
+
+
+class CacheCorruptError(RuntimeError):
+    """A stored slice no longer matches its checksum."""
+
+
+def data_hash(array: np.ndarray) -> str:
+    """sha256 of an array's shape, dtype and bytes (identifies the volume an embedding belongs to)."""
+    array = np.ascontiguousarray(array)
+    digest = hashlib.sha256(f"{array.shape}|{array.dtype.str}|".encode())
+    flat = array.reshape(-1).view(np.uint8)
+    step = 1 << 26
+    for start in range(0, flat.size, step):
+        digest.update(memoryview(flat[start : start + step]))
+    return digest.hexdigest()
+
+
+def _checksum(values: np.ndarray) -> int:
+    return zlib.crc32(np.ascontiguousarray(values).tobytes())
+
+
+class EmbeddingCache:
+    """Embeddings (N, C, G, G) of the N slices of one volume along one axis."""
+
+    def __init__(self, group: zarr.Group, path: Path) -> None:
+        self.group = group
+        self.path = path
+        self.embeddings = group["embeddings"]
+        self.done = group["done"]
+        self.checksums = group["checksums"]
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        signature: dict,
+        shape: tuple[int, int, int, int],
+        dtype: str = "float32",
+    ) -> EmbeddingCache:
+        """Open the store at ``path``, reusing it if its signature matches, else (re)creating it."""
+        path = Path(path)
+        wanted = {**signature, "shape": list(shape), "storage_dtype": dtype, "format": FORMAT_VERSION}
+        wanted = json.loads(json.dumps(wanted))  # normalise tuples etc. as stored attributes are
+        if path.exists():
+            try:
+                group = zarr.open_group(str(path), mode="r+")
+                if dict(group.attrs).get("signature") == wanted:
+                    return cls(group, path)
+            except Exception:  # noqa: BLE001 - unreadable store: rebuild it below
+                pass
+            shutil.rmtree(path)
+        group = zarr.open_group(str(path), mode="w")
+        n, c, gh, gw = shape
+        group.create_array("embeddings", shape=shape, chunks=(1, c, gh, gw), dtype=dtype, fill_value=0)
+        group.create_array("done", shape=(n,), chunks=(n,), dtype="bool", fill_value=False)
+        group.create_array("checksums", shape=(n,), chunks=(n,), dtype="uint32", fill_value=0)
+        group.attrs["signature"] = wanted
+        return cls(group, path)
+
+    @property
+    def signature(self) -> dict:
+        return dict(self.group.attrs["signature"])
+
+    def __len__(self) -> int:
+        return int(self.embeddings.shape[0])
+
+    def done_mask(self) -> np.ndarray:
+        return np.asarray(self.done[:], dtype=bool)
+
+    def missing(self) -> list[int]:
+        return [int(i) for i in np.flatnonzero(~self.done_mask())]
+
+    def is_complete(self) -> bool:
+        return bool(self.done_mask().all())
+
+    def write(self, index: int, embedding: np.ndarray) -> None:
+        """Store slice ``index``; it counts as done only once data and checksum are written."""
+        values = np.asarray(embedding, dtype=self.embeddings.dtype)
+        self.embeddings[index] = values
+        self.checksums[index] = _checksum(values)
+        self.done[index] = True
+
+    def read(self, index: int) -> np.ndarray:
+        """Slice ``index`` as float32 (C, G, G); raises if missing or corrupt."""
+        if not self.done[index]:
+            raise KeyError(f"slice {index} is not in the cache yet")
+        values = np.asarray(self.embeddings[index])
+        if _checksum(values) != int(self.checksums[index]):
+            raise CacheCorruptError(f"cached embedding of slice {index} is corrupt ({self.path})")
+        return values.astype(np.float32)
+
+    def verify(self) -> list[int]:
+        """Indices of done slices whose data no longer matches; they are marked not done."""
+        bad = []
+        for i in np.flatnonzero(self.done_mask()):
+            try:
+                self.read(int(i))
+            except (CacheCorruptError, ValueError, OSError):
+                bad.append(int(i))
+                self.done[int(i)] = False
+        return bad
+
+    @property
+    def bytes_per_slice(self) -> int:
+        return int(np.prod(self.embeddings.shape[1:])) * self.embeddings.dtype.itemsize

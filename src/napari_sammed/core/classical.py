@@ -1,0 +1,147 @@
+"""Weight-free, prompt-driven segmenter: the offline default behind the SAM interface.
+
+It is *not* a neural network and never pretends to be one. It works in the same 256x256 frame
+and returns the same outputs (logits, a quality score, 64x64 low-res logits) as SAM-Med2D, so
+the engine, propagation, SAMAug plumbing and export run end to end on a machine without weights.
+
+Method: estimate the object's intensity (robust median and spread) from a seed region — the
+previous mask, the positive clicks, or the centre of the box —, keep the smoothed pixels within
+tolerance inside the box, keep the connected parts touching the seed, then close and fill holes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import ndimage as ndi
+
+KIND = "weight-free"
+LABEL = "weight-free classical segmenter (no neural network)"
+FRAME = 256
+LOW_RES = 64
+
+
+class ClassicalModel:
+    """Stand-in for a SAM model object; ``SliceEngine`` dispatches on ``is_classical``."""
+
+    is_classical = True
+    kind = KIND
+    label = LABEL
+    img_size = FRAME
+    low_res_size = LOW_RES
+    checkpoint_sha256 = None
+    device = torch.device("cpu")
+    dtype = torch.float32
+
+    def __init__(self, tolerance: float = 2.0, min_tolerance: float = 4.0, smoothing: float = 1.0):
+        self.tolerance = tolerance
+        self.min_tolerance = min_tolerance
+        self.smoothing = smoothing
+
+    def __repr__(self) -> str:
+        return f"ClassicalModel({LABEL})"
+
+    def describe(self) -> dict:
+        return {"kind": KIND, "label": LABEL, "checkpoint_sha256": None,
+                "tolerance": self.tolerance, "min_tolerance": self.min_tolerance}
+
+    def segment(
+        self,
+        image: np.ndarray,
+        points: np.ndarray | None,
+        labels: np.ndarray | None,
+        box: np.ndarray | None,
+        mask_input: np.ndarray | None,
+    ) -> tuple[np.ndarray, float]:
+        """Segment one 256x256 float image (0..255). Coordinates are x, y in that frame.
+
+        Returns (logits (256,256) float32, score in [0, 1]).
+        """
+        smooth = ndi.gaussian_filter(image.astype(np.float32), self.smoothing)
+        h, w = smooth.shape
+        positives, negatives = _split_points(points, labels)
+        region = np.ones((h, w), bool) if box is None else _box_mask(box, (h, w))
+        seed = _seed(mask_input, positives, (h, w)) & region
+        if seed.any():
+            centre, spread = _robust_stats(smooth[seed])
+        elif box is not None:
+            # A box alone: the object is the dominant tissue of its tight box (SAM's premise),
+            # so take the intensity mode inside the box rather than its centre, which misses
+            # curved organs such as the liver.
+            centre, spread = _dominant_mode(smooth[region])
+        else:
+            return np.full((h, w), -8.0, np.float32), 0.0
+        tol = max(self.tolerance * spread, self.min_tolerance)
+        candidate = (np.abs(smooth - centre) <= tol) & region
+        candidate = ndi.binary_opening(candidate, iterations=1)
+        for x, y in negatives:  # a negative click removes the part it lands on
+            xi, yi = int(np.clip(x, 0, w - 1)), int(np.clip(y, 0, h - 1))
+            if candidate[yi, xi]:
+                lab, _ = ndi.label(candidate)
+                candidate &= lab != lab[yi, xi]
+        lab, n = ndi.label(candidate)
+        if n == 0:
+            return np.full((h, w), -8.0, np.float32), 0.0
+        if seed.any():
+            keep = np.unique(lab[seed & candidate])
+            mask = np.isin(lab, keep[keep > 0])
+        else:
+            mask = lab == 1 + int(np.argmax(np.bincount(lab.ravel())[1:]))
+        mask = ndi.binary_closing(mask, iterations=2) & region
+        mask = ndi.binary_fill_holes(mask)
+        if not mask.any():
+            return np.full((h, w), -8.0, np.float32), 0.0
+        # Soft logits: positive inside, negative outside, sloped by the distance to the edge so
+        # that bilinear resizing (as SAM's logits get) keeps the boundary where it is.
+        inside = ndi.distance_transform_edt(mask)
+        outside = ndi.distance_transform_edt(~mask)
+        logits = np.clip(inside - outside + 0.5 * (mask.astype(np.float32) * 2 - 1), -8, 8)
+        fit = np.exp(-0.5 * ((smooth[mask] - centre) / tol) ** 2)
+        return logits.astype(np.float32), float(np.clip(fit.mean(), 0.0, 1.0))
+
+
+def _split_points(points, labels):
+    if points is None or len(points) == 0:
+        return np.zeros((0, 2)), np.zeros((0, 2))
+    points = np.asarray(points, float).reshape(-1, 2)
+    labels = np.asarray(labels).reshape(-1)
+    return points[labels == 1], points[labels == 0]
+
+
+def _box_mask(box, shape) -> np.ndarray:
+    h, w = shape
+    x0, y0, x1, y1 = np.asarray(box, float).reshape(4)
+    out = np.zeros(shape, bool)
+    r0, r1 = int(np.clip(np.floor(y0), 0, h)), int(np.clip(np.ceil(y1), 0, h))
+    c0, c1 = int(np.clip(np.floor(x0), 0, w)), int(np.clip(np.ceil(x1), 0, w))
+    out[r0:r1, c0:c1] = True
+    return out
+
+
+def _robust_stats(values: np.ndarray) -> tuple[float, float]:
+    centre = float(np.median(values))
+    return centre, 1.4826 * float(np.median(np.abs(values - centre)))
+
+
+def _dominant_mode(values: np.ndarray) -> tuple[float, float]:
+    hist = np.bincount(np.clip(values, 0, 255).astype(int), minlength=256).astype(float)
+    peak = float(np.argmax(ndi.gaussian_filter1d(hist, 3.0)))
+    near = values[np.abs(values - peak) <= 20]
+    return _robust_stats(near) if near.size else (peak, 0.0)
+
+
+def _seed(mask_input, positives, shape) -> np.ndarray:
+    h, w = shape
+    seed = np.zeros(shape, bool)
+    if mask_input is not None:
+        low = np.asarray(mask_input, np.float32).reshape(mask_input.shape[-2:])
+        up = torch.nn.functional.interpolate(
+            torch.from_numpy(low)[None, None], (h, w), mode="bilinear", align_corners=False
+        )[0, 0].numpy()
+        prev = up > 0
+        eroded = ndi.binary_erosion(prev, iterations=3)
+        seed |= eroded if eroded.sum() >= 16 else prev
+    yy, xx = np.mgrid[0:h, 0:w]
+    for x, y in positives:
+        seed |= (xx - x) ** 2 + (yy - y) ** 2 <= 9
+    return seed

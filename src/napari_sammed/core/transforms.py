@@ -1,0 +1,90 @@
+"""All geometry between a slice (H, W) and a model's square input frame lives here.
+
+Three pre-processing modes (``ModelSpec.preprocess``):
+
+- ``"sam-med2d"``: normalise with SAM's pixel mean/std, then *nearest* resize to S x S
+  (OpenCV ``INTER_NEAREST`` indexing: source = floor(dst * src / dst)); no aspect keeping.
+- ``"sam"``: bilinear (antialiased) resize of the longest side to S, normalise, pad bottom/right.
+- ``"medsam"``: bilinear resize to S x S, min-max to [0, 1].
+
+Coordinates are (x, y) pixels throughout; boxes are XYXY.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .registry import PIXEL_MEAN, PIXEL_STD
+
+
+def nearest_indices(src: int, dst: int) -> np.ndarray:
+    """Source index for each destination pixel, as OpenCV's INTER_NEAREST picks it."""
+    return np.minimum(np.floor(np.arange(dst) * (src / dst)).astype(np.int64), src - 1)
+
+
+def longest_side_size(height: int, width: int, target: int) -> tuple[int, int]:
+    scale = target / max(height, width)
+    return int(height * scale + 0.5), int(width * scale + 0.5)
+
+
+class FrameTransform:
+    """Maps one slice size to one model frame and back."""
+
+    def __init__(self, mode: str, frame: int, image_size: tuple[int, int]) -> None:
+        if mode not in ("sam-med2d", "sam", "medsam"):
+            raise ValueError(f"unknown preprocessing mode {mode!r}")
+        self.mode, self.frame = mode, frame
+        self.height, self.width = (int(image_size[0]), int(image_size[1]))
+        if mode == "sam":
+            self.inner = longest_side_size(self.height, self.width, frame)
+        else:
+            self.inner = (frame, frame)
+
+    # ---- prompts -------------------------------------------------------------------------
+    def coords(self, xy: np.ndarray) -> np.ndarray:
+        """(..., 2) x, y in slice pixels -> model frame."""
+        out = np.array(xy, dtype=np.float64, copy=True)
+        out[..., 0] *= self.inner[1] / self.width
+        out[..., 1] *= self.inner[0] / self.height
+        return out
+
+    def boxes(self, xyxy: np.ndarray) -> np.ndarray:
+        """(..., 4) XYXY in slice pixels -> model frame."""
+        return self.coords(np.asarray(xyxy, dtype=np.float64).reshape(-1, 2, 2)).reshape(-1, 4)
+
+    # ---- images --------------------------------------------------------------------------
+    def images(self, batch: torch.Tensor) -> torch.Tensor:
+        """(N, H, W, 3) uint8 on any device -> (N, 3, S, S) float32 model input."""
+        x = batch.permute(0, 3, 1, 2)
+        device = x.device
+        mean = torch.tensor(PIXEL_MEAN, device=device).view(1, 3, 1, 1)
+        std = torch.tensor(PIXEL_STD, device=device).view(1, 3, 1, 1)
+        if self.mode == "sam-med2d":
+            rows = torch.from_numpy(nearest_indices(self.height, self.frame)).to(device)
+            cols = torch.from_numpy(nearest_indices(self.width, self.frame)).to(device)
+            x = x.index_select(2, rows).index_select(3, cols)
+            return (x.float() - mean) / std
+        if self.mode == "sam":
+            x = F.interpolate(x.float(), self.inner, mode="bilinear", align_corners=False, antialias=True)
+            x = (x.round().clamp(0, 255) - mean) / std
+            pad_h, pad_w = self.frame - self.inner[0], self.frame - self.inner[1]
+            return F.pad(x, (0, pad_w, 0, pad_h))
+        x = F.interpolate(x.float(), (self.frame, self.frame), mode="bilinear", align_corners=False, antialias=True)
+        low = x.amin(dim=(1, 2, 3), keepdim=True)
+        high = x.amax(dim=(1, 2, 3), keepdim=True)
+        return (x - low) / (high - low).clamp_min(1e-8)
+
+    # ---- outputs -------------------------------------------------------------------------
+    def logits(self, frame_logits: torch.Tensor) -> torch.Tensor:
+        """(B, 1, S, S) logits in the model frame -> (B, 1, H, W) at slice size (bilinear)."""
+        x = frame_logits
+        if self.mode == "sam":
+            x = x[..., : self.inner[0], : self.inner[1]]
+        return F.interpolate(x, (self.height, self.width), mode="bilinear", align_corners=False)
+
+    def upsample_low_res(self, low_res: torch.Tensor) -> torch.Tensor:
+        """(B, 1, L, L) decoder logits -> (B, 1, H, W), as the official predictors do."""
+        up = F.interpolate(low_res, (self.frame, self.frame), mode="bilinear", align_corners=False)
+        return self.logits(up)

@@ -1,0 +1,111 @@
+"""Volumes as stacks of slices along an axis, and embedding them (with a cache) for an engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .cache import EmbeddingCache, data_hash
+from .engine import SliceEngine
+from .windowing import Window, apply_window
+
+AXES = {"z": 0, "y": 1, "x": 2}
+
+
+def axis_index(axis: str | int) -> int:
+    if isinstance(axis, int):
+        if axis not in (0, 1, 2):
+            raise ValueError(f"axis must be 0, 1 or 2, got {axis}")
+        return axis
+    if axis not in AXES:
+        raise ValueError(f"axis must be one of z, y, x; got {axis!r}")
+    return AXES[axis]
+
+
+def get_slice(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
+    return np.take(volume, index, axis=axis)
+
+
+class VolumeEmbeddings:
+    """Embeddings of every slice of a 3D volume along one axis, computed lazily and cached.
+
+    ``volume`` is (Z, Y, X) of any dtype; slices are windowed with ``window`` before embedding.
+    With ``cache_dir`` the embeddings persist in a zarr store reused on reopen.
+    """
+
+    def __init__(
+        self,
+        engine: SliceEngine,
+        volume: np.ndarray,
+        window: Window | None,
+        axis: str | int = "z",
+        cache_dir: str | Path | None = None,
+        storage_dtype: str = "float32",
+    ) -> None:
+        if volume.ndim != 3:
+            raise ValueError(f"expected a 3D volume, got shape {volume.shape}")
+        self.engine, self.volume, self.window = engine, volume, window
+        self.axis = axis_index(axis)
+        self.n_slices = volume.shape[self.axis]
+        self.slice_shape = tuple(s for i, s in enumerate(volume.shape) if i != self.axis)
+        self._memory: dict[int, torch.Tensor] = {}
+        self.cache: EmbeddingCache | None = None
+        if cache_dir is not None:
+            signature = {
+                "data_sha256": data_hash(volume),
+                "axis": "zyx"[self.axis],
+                "window": None if window is None else window.as_dict(),
+                "engine": {k: v for k, v in engine.describe().items() if k in ("kind", "checkpoint_sha256", "dtype")},
+            }
+            name = f"{signature['data_sha256'][:16]}_{signature['axis']}_{engine.kind}.zarr"
+            self.cache = EmbeddingCache.open(
+                Path(cache_dir) / name, signature, (self.n_slices, *engine.embedding_shape), storage_dtype
+            )
+
+    def slice_uint8(self, index: int) -> np.ndarray:
+        return apply_window(get_slice(self.volume, self.axis, index), self.window)
+
+    def is_embedded(self, index: int) -> bool:
+        return index in self._memory or (self.cache is not None and bool(self.cache.done[index]))
+
+    def get(self, index: int) -> torch.Tensor:
+        """Embedding of slice ``index`` (C, G, G), computing it if needed."""
+        if index not in self._memory:
+            if self.cache is not None and self.cache.done[index]:
+                self._memory[index] = torch.from_numpy(self.cache.read(index))
+            else:
+                self.compute([index])
+        return self._memory[index]
+
+    def compute(
+        self,
+        indices: list[int] | None = None,
+        batch_size: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> int:
+        """Embed the given (default: all not yet embedded) slices; returns how many were done.
+
+        Stops cleanly between batches when ``should_stop()`` is true: finished slices stay valid.
+        """
+        if indices is None:
+            indices = [i for i in range(self.n_slices) if not self.is_embedded(i)]
+        step = batch_size or self.engine.batch_size
+        done = 0
+        for start in range(0, len(indices), step):
+            if should_stop is not None and should_stop():
+                break
+            chunk = indices[start : start + step]
+            batch = np.stack([self.slice_uint8(i) for i in chunk])
+            emb = self.engine.embed(batch, batch_size=step).cpu()
+            for i, e in zip(chunk, emb, strict=True):
+                self._memory[i] = e
+                if self.cache is not None:
+                    self.cache.write(i, e.numpy())
+            done += len(chunk)
+            if progress is not None:
+                progress(done, len(indices))
+        return done

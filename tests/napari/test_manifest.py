@@ -1,0 +1,36 @@
+"""The npe2 manifest is found, valid, and every python_name it names imports."""
+
+import importlib
+
+import npe2
+
+
+def test_manifest_validates_and_names_import():
+    manifest = npe2.PluginManifest.from_distribution("napari-sammed")
+    assert manifest.name == "napari-sammed"
+    for command in manifest.contributions.commands:
+        module, attr = command.python_name.split(":")
+        assert callable(getattr(importlib.import_module(module), attr)), command.python_name
+
+
+def test_reader_and_writers_round_trip(tmp_path):
+    import nibabel as nib
+    import numpy as np
+
+    from napari_sammed._reader import get_reader
+    from napari_sammed._writer import write_labels_nifti, write_labels_tiff
+    from tests.conftest import PACKAGE_DATA
+
+    source = PACKAGE_DATA / "example_seg.nii.gz"
+    reader = get_reader(str(source))
+    (data, kwargs, kind), = reader(str(source))
+    assert data.shape == (30, 101, 122) and tuple(kwargs["scale"]) == (3.0, 3.0, 3.0)
+    out = write_labels_nifti(str(tmp_path / "seg.nii.gz"), data, kwargs)
+    back = nib.load(out[0])
+    original = nib.load(str(source))
+    assert np.array_equal(np.asarray(back.dataobj), np.asarray(original.dataobj))
+    assert np.array_equal(back.affine, original.affine)
+    tif = write_labels_tiff(str(tmp_path / "seg.tif"), data, kwargs)
+    (tdata, tkwargs, _), = get_reader(tif[0])(tif[0])
+    assert np.array_equal(tdata, data)
+    assert get_reader(str(tmp_path / "notes.txt")) is None
