@@ -131,7 +131,38 @@ def _register_demo(sub) -> None:
     p.set_defaults(func=cmd_demo)
 
 
-_EXTRA_COMMANDS: list = [_register_demo]
+def cmd_samaug(args) -> int:
+    from .core.amg import AmgSettings
+    from .core.samaug_files import run_samaug
+
+    engine = _engine(args)
+    settings = AmgSettings(points_per_side=args.points_per_side, pred_iou_thresh=args.pred_iou_thresh,
+                           stability_score_thresh=args.stability_thresh)
+    bar, update = _progress(0, "SAMAug")
+
+    def progress(done, total):
+        bar.total = total
+        update(done, total)
+
+    written = run_samaug(args.input, args.outdir, engine, parse_window(args.window), settings, progress)
+    bar.close()
+    print(f"wrote {len(written)} files to {args.outdir} ({engine.describe()['kind']})")
+    return 0
+
+
+def _register_samaug(sub) -> None:
+    p = sub.add_parser("samaug", help="SAMAug prior maps for a 2D image, a folder of images or a volume")
+    p.add_argument("input")
+    p.add_argument("outdir")
+    p.add_argument("--points-per-side", type=int, default=32)
+    p.add_argument("--pred-iou-thresh", type=float, default=0.5)
+    p.add_argument("--stability-thresh", type=float, default=0.95)
+    _add_model_args(p)
+    _add_window_args(p)
+    p.set_defaults(func=cmd_samaug)
+
+
+_EXTRA_COMMANDS: list = [_register_demo, _register_samaug]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -61,11 +61,13 @@ class SegmentWidget(Container):
         self.accept_button = PushButton(text="Accept (Shift-A)")
         self.next_button = PushButton(text="Next object (Shift-N)")
         self.clear_button = PushButton(text="Clear prompts (Esc)")
+        self.samaug_scope = ComboBox(label="SAMAug on", choices=["current slice", "whole volume"])
+        self.samaug_button = PushButton(text="SAMAug priors")
         self.extend([
             self.checkpoint, self.device, self.precision, self.load_button, self.model_status,
             self.image, self.axis, self.window, self.embed_slice_button, self.embed_volume_button,
             self.cancel_button, self.target, self.object_id, self.overwrite, self.negative, self.quality,
-            self.accept_button, self.next_button, self.clear_button,
+            self.accept_button, self.next_button, self.clear_button, self.samaug_scope, self.samaug_button,
         ])
         self.native.setToolTip(HELP)
 
@@ -76,6 +78,7 @@ class SegmentWidget(Container):
         self.accept_button.changed.connect(self.accept)
         self.next_button.changed.connect(self.next_object)
         self.clear_button.changed.connect(self.clear_prompts)
+        self.samaug_button.changed.connect(lambda: self.run_samaug())
         self.negative.changed.connect(self._sync_point_sign)
         self.image.changed.connect(self._on_image_changed)
         self.viewer.layers.events.inserted.connect(self._refresh_choices)
@@ -276,6 +279,26 @@ class SegmentWidget(Container):
 
         worker.finished.connect(finished)
         worker.errored.connect(lambda e: show_error(f"napari-sammed: embedding failed: {e}"))
+        worker.start()
+        return worker
+
+    def run_samaug(self, settings=None):
+        """Write/update the three SAMAug layers for the current slice or the whole volume."""
+        from ..core.amg import AmgSettings
+        from .samaug_layers import samaug_worker
+
+        if self.engine is None or self.image_layer is None or self.worker is not None:
+            return None
+        worker, _layers = samaug_worker(self, self.samaug_scope.value == "whole volume", settings or AmgSettings())
+        self.worker = worker
+        self.cancel_button.enabled = True
+
+        def finished():
+            self.worker = None
+            self.cancel_button.enabled = False
+
+        worker.finished.connect(finished)
+        worker.errored.connect(lambda e: show_error(f"napari-sammed: SAMAug failed: {e}"))
         worker.start()
         return worker
 

@@ -1,0 +1,72 @@
+"""The SAMAug button: run on the current slice or the whole volume, write/update three layers."""
+
+from __future__ import annotations
+
+import numpy as np
+from napari.qt.threading import thread_worker
+
+from ..core.amg import AmgSettings
+from ..core.samaug import samaug_slice
+from .layers import slice_key
+
+SUFFIXES = {"seg": "SAMAug seg prior", "bnd": "SAMAug boundary prior", "aug": "SAMAug augmented"}
+
+
+def layer_names(image_name: str) -> dict[str, str]:
+    return {k: f"{image_name} {v}" for k, v in SUFFIXES.items()}
+
+
+def ensure_layers(viewer, image, shape: tuple[int, ...], metadata: dict) -> dict:
+    """Create the three layers once; on re-runs reuse them (data reset if the shape changed)."""
+    names = layer_names(image.name)
+    ndim = len(shape)
+    common = {"scale": image.scale[:ndim], "translate": image.translate[:ndim]}
+    specs = {"seg": (np.float32, (), {"colormap": "magma"}),
+             "bnd": (np.float32, (), {"colormap": "green", "blending": "additive"}),
+             "aug": (np.float32, (3,), {"rgb": True})}
+    layers = {}
+    for key, (dtype, extra, kwargs) in specs.items():
+        full = (*shape, *extra)
+        if names[key] in viewer.layers and viewer.layers[names[key]].data.shape == full:
+            layer = viewer.layers[names[key]]
+        else:
+            if names[key] in viewer.layers:
+                viewer.layers.remove(names[key])
+            layer = viewer.add_image(np.zeros(full, dtype), name=names[key], visible=key != "aug", **common, **kwargs)
+        layer.metadata.update(metadata)
+        layers[key] = layer
+    return layers
+
+
+def samaug_worker(widget, whole_volume: bool, settings: AmgSettings = AmgSettings()):
+    """Start a worker computing SAMAug maps into the three layers; returns it (quit() cancels)."""
+    viewer, image, engine = widget.viewer, widget.image_layer, widget.engine
+    store = widget.volume_embeddings()
+    axis = widget._slice_axis()
+    indices = list(range(store.n_slices)) if whole_volume and axis is not None else [widget.current_index()]
+    shape = image.data.shape[:2] if image.rgb else image.data.shape
+    meta = {"samaug": {"engine": engine.describe(), "amg": settings.as_dict(),
+                       "window": None if store.window is None else store.window.as_dict()}}
+    layers = ensure_layers(viewer, image, shape, meta)
+    raw = np.asarray(image.data)
+
+    @thread_worker(progress={"total": len(indices), "desc": "SAMAug priors"})
+    def run():
+        for n, index in enumerate(indices):
+            key = slice_key(axis, index, len(shape))
+            result = samaug_slice(engine, raw[key], store.window, settings, embedding=store.get(index))
+            yield key, result
+            del n
+
+    def show(item):
+        key, result = item
+        layers["seg"].data[key] = result.seg_prior
+        layers["bnd"].data[key] = result.boundary_prior
+        layers["aug"].data[key] = np.clip(result.augmented, 0, None)
+        for layer in layers.values():
+            layer.reset_contrast_limits() if not layer.rgb else None
+            layer.refresh()
+
+    worker = run()
+    worker.yielded.connect(show)
+    return worker, layers
