@@ -131,3 +131,45 @@ def test_demo_opens_ct_with_widget(qtbot, monkeypatch):
         assert POINTS in viewer.layers and BOXES in viewer.layers
     finally:
         viewer.close()
+
+
+def test_rgb_2d_image_box(make_napari_viewer, qtbot):
+    from skimage import io as skio
+
+    from tests.conftest import DATA_DEMO
+
+    image = skio.imread(DATA_DEMO / "images" / "amos_0507_31.png")
+    masks = sorted((DATA_DEMO / "masks").glob("amos_0507_31_*.png"))
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(image, name="slice", rgb=True)
+    widget = SegmentWidget(viewer)
+    widget.image.value = layer
+    assert widget._slice_axis() is None
+    if masks:
+        mask = skio.imread(masks[0]) > 0
+    else:  # this slice ships without masks in data_demo: use a synthetic rectangle prompt
+        mask = np.zeros(image.shape[:2], bool)
+        mask[100:160, 120:200] = True
+    rows, cols = np.nonzero(mask)
+    rect = np.array([[rows.min() - 0.5, cols.min() - 0.5], [rows.min() - 0.5, cols.max() + 0.5],
+                     [rows.max() + 0.5, cols.max() + 0.5], [rows.max() + 0.5, cols.min() - 0.5]])
+    viewer.layers[BOXES].add_rectangles(rect)
+    wait_for_worker(qtbot, widget)
+    qtbot.waitUntil(lambda: widget.last_prediction is not None, timeout=60_000)
+    assert widget.last_prediction.mask.shape == image.shape[:2]
+    assert widget.accept() > 0
+    target = widget.target.value
+    assert target.data.shape == image.shape[:2] and target.data.max() == 1
+
+
+def test_3d_plus_channel_layout_gets_a_message(make_napari_viewer, monkeypatch):
+    import napari_sammed._napari.segment_widget as module
+
+    messages = []
+    monkeypatch.setattr(module, "show_error", messages.append)
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((4, 2, 20, 20), np.uint16), name="4d")
+    widget = SegmentWidget(viewer)
+    widget.image.value = viewer.layers["4d"]
+    widget._on_image_changed()
+    assert messages and "split channels first" in messages[-1]
