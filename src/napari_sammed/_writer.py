@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
-
 import numpy as np
 
-
-def _atomic_target(path: str) -> tuple[str, str]:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".napari-sammed-", suffix="".join(target.suffixes), dir=target.parent)
-    os.close(fd)
-    return tmp, str(target)
+from .core.atomic import atomic_write
 
 
 def labels_to_nifti(data: np.ndarray, meta: dict):
@@ -33,31 +23,18 @@ def labels_to_nifti(data: np.ndarray, meta: dict):
 def write_labels_nifti(path: str, data: np.ndarray, meta: dict) -> list[str]:
     import nibabel as nib
 
-    tmp, target = _atomic_target(path)
-    try:
-        nib.save(labels_to_nifti(data, meta.get("metadata", {}) | meta), tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return [target]
+    image = labels_to_nifti(data, meta.get("metadata", {}) | meta)
+    return [str(atomic_write(path, lambda tmp: nib.save(image, tmp)))]
 
 
 def write_labels_tiff(path: str, data: np.ndarray, meta: dict) -> list[str]:
     import tifffile
 
     spacing = (meta.get("metadata", {}) or {}).get("spacing") or list(meta.get("scale", [1.0] * np.ndim(data)))
-    tmp, target = _atomic_target(path)
-    try:
-        kwargs = {"imagej": True, "metadata": {"axes": "ZYX" if np.ndim(data) == 3 else "YX"}}
-        if np.ndim(data) == 3:
-            kwargs["metadata"]["spacing"] = float(spacing[0])
-        kwargs["resolution"] = (1.0 / float(spacing[-1]), 1.0 / float(spacing[-2]))
-        array = np.asarray(data)
-        array = array.astype(np.uint16) if array.max(initial=0) < 65536 and array.min(initial=0) >= 0 else array.astype(np.float32)
-        tifffile.imwrite(tmp, array, **kwargs)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return [target]
+    kwargs = {"imagej": True, "metadata": {"axes": "ZYX" if np.ndim(data) == 3 else "YX"}}
+    if np.ndim(data) == 3:
+        kwargs["metadata"]["spacing"] = float(spacing[0])
+    kwargs["resolution"] = (1.0 / float(spacing[-1]), 1.0 / float(spacing[-2]))
+    array = np.asarray(data)
+    array = array.astype(np.uint16) if array.max(initial=0) < 65536 and array.min(initial=0) >= 0 else array.astype(np.float32)
+    return [str(atomic_write(path, lambda tmp: tifffile.imwrite(tmp, array, **kwargs)))]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ import torch
 from torch import nn
 
 from . import safe_pickle
+from .atomic import atomic_write
 from .registry import MODEL_SPECS, ModelSpec, build_model
 
 
@@ -232,15 +232,7 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, overwrite
     spec = detect_spec(ckpt.state_dict, Path(src).name)
     tensors = {k: v.contiguous() for k, v in ckpt.state_dict.items()}
     metadata = {"kind": spec.kind, "source_sha256": ckpt.sha256, "source_name": Path(src).name}
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".convert-", suffix=".safetensors", dir=dst.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(dst, lambda tmp: save_file(tensors, tmp, metadata=metadata), prefix=".convert-")
     sha = sha256_file(dst)
     Path(f"{dst}.sha256").write_text(f"{sha}  {dst.name}\n")
     return sha

@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from .amg import AmgSettings
+from .atomic import atomic_write
 from .io import NIFTI_SUFFIXES, TIFF_SUFFIXES, read_volume
 from .samaug import samaug_slice
 from .windowing import resolve_window
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 MAPS = ("seg_prior", "boundary_prior", "augmented")
-
-
-def _atomic_write(target: Path, write: Callable[[str], None]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=target.suffix, dir=target.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _stem(path: Path) -> str:
@@ -91,12 +79,12 @@ def run_samaug(
         }
         for name, array in stack.items():
             array = array if is_volume else array[0]
-            _atomic_write(targets[name], lambda tmp, a=array: tifffile.imwrite(tmp, a))
+            atomic_write(targets[name], lambda tmp, a=array: tifffile.imwrite(tmp, a))
             written.append(targets[name])
         if not is_volume:
             png = outdir / f"{stem}_augmented.png"
             preview = (np.clip(stack["augmented"][0], 0, 1) * 255).astype(np.uint8)
-            _atomic_write(png, lambda tmp, a=preview: skio.imsave(tmp, a, check_contrast=False))
+            atomic_write(png, lambda tmp, a=preview: skio.imsave(tmp, a, check_contrast=False))
             written.append(png)
         meta = {"source": str(path), "engine": engine.describe(), "amg": settings.as_dict(),
                 "window": None if win is None else win.as_dict(),
