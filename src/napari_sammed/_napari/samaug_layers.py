@@ -21,18 +21,18 @@ def ensure_layers(viewer, image, shape: tuple[int, ...], metadata: dict) -> dict
     names = layer_names(image.name)
     ndim = len(shape)
     common = {"scale": image.scale[:ndim], "translate": image.translate[:ndim]}
-    specs = {"seg": (np.float32, (), {"colormap": "magma"}),
-             "bnd": (np.float32, (), {"colormap": "green", "blending": "additive"}),
-             "aug": (np.float32, (3,), {"rgb": True})}
+    specs = {"seg": ((), {"colormap": "magma"}),
+             "bnd": ((), {"colormap": "green", "blending": "additive"}),
+             "aug": ((3,), {"rgb": True})}
     layers = {}
-    for key, (dtype, extra, kwargs) in specs.items():
+    for key, (extra, kwargs) in specs.items():
         full = (*shape, *extra)
         if names[key] in viewer.layers and viewer.layers[names[key]].data.shape == full:
             layer = viewer.layers[names[key]]
         else:
             if names[key] in viewer.layers:
                 viewer.layers.remove(names[key])
-            layer = viewer.add_image(np.zeros(full, dtype), name=names[key], visible=key != "aug", **common, **kwargs)
+            layer = viewer.add_image(np.zeros(full, np.float32), name=names[key], visible=key != "aug", **common, **kwargs)
         layer.metadata.update(metadata)
         layers[key] = layer
     return layers
@@ -52,11 +52,9 @@ def samaug_worker(widget, whole_volume: bool, settings: AmgSettings = AmgSetting
 
     @thread_worker(progress={"total": len(indices), "desc": "SAMAug priors"})
     def run():
-        for n, index in enumerate(indices):
+        for index in indices:
             key = slice_key(axis, index, len(shape))
-            result = samaug_slice(engine, raw[key], store.window, settings, embedding=store.get(index))
-            yield key, result
-            del n
+            yield key, samaug_slice(engine, raw[key], store.window, settings, embedding=store.get(index))
 
     def show(item):
         key, result = item
@@ -64,7 +62,8 @@ def samaug_worker(widget, whole_volume: bool, settings: AmgSettings = AmgSetting
         layers["bnd"].data[key] = result.boundary_prior
         layers["aug"].data[key] = np.clip(result.augmented, 0, None)
         for layer in layers.values():
-            layer.reset_contrast_limits() if not layer.rgb else None
+            if not layer.rgb:
+                layer.reset_contrast_limits()
             layer.refresh()
 
     worker = run()

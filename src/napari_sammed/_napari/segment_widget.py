@@ -267,20 +267,11 @@ class SegmentWidget(Container):
                 store.compute(todo[start : start + step])
                 yield min(start + step, len(todo))
 
-        worker = run()
-        self.worker = worker
-        self.cancel_button.enabled = True
-
-        def finished():
-            self.worker = None
-            self.cancel_button.enabled = False
+        def then():
             if then_segment and store.is_embedded(self.current_index()):
                 self.segment()
 
-        worker.finished.connect(finished)
-        worker.errored.connect(lambda e: show_error(f"napari-sammed: embedding failed: {e}"))
-        worker.start()
-        return worker
+        return self._start_worker(run(), "embedding", then)
 
     def run_samaug(self, settings=None):
         """Write/update the three SAMAug layers for the current slice or the whole volume."""
@@ -290,15 +281,21 @@ class SegmentWidget(Container):
         if self.engine is None or self.image_layer is None or self.worker is not None:
             return None
         worker, _layers = samaug_worker(self, self.samaug_scope.value == "whole volume", settings or AmgSettings())
+        return self._start_worker(worker, "SAMAug")
+
+    def _start_worker(self, worker, what: str, then=None):
+        """Run the dock's one background job; Cancel is live while it runs."""
         self.worker = worker
         self.cancel_button.enabled = True
 
         def finished():
             self.worker = None
             self.cancel_button.enabled = False
+            if then is not None:
+                then()
 
         worker.finished.connect(finished)
-        worker.errored.connect(lambda e: show_error(f"napari-sammed: SAMAug failed: {e}"))
+        worker.errored.connect(lambda e: show_error(f"napari-sammed: {what} failed: {e}"))
         worker.start()
         return worker
 

@@ -38,6 +38,11 @@ def is_nifti(path: str | Path) -> bool:
     return str(path).lower().endswith(NIFTI_SUFFIXES)
 
 
+def is_zarr(path: str | Path) -> bool:
+    path = Path(path)
+    return path.name.lower().endswith(".zarr") or (path.is_dir() and (path / "zarr.json").exists())
+
+
 def read_volume(path: str | Path) -> Volume:
     """Read any supported file or folder; raises ``ValueError`` with a clear message otherwise."""
     path = Path(path)
@@ -48,7 +53,7 @@ def read_volume(path: str | Path) -> Volume:
         return read_nifti(path)
     if name.endswith(TIFF_SUFFIXES):
         return read_tiff(path)
-    if name.endswith(".zarr") or (path.is_dir() and (path / "zarr.json").exists()):
+    if is_zarr(path):
         return read_zarr(path)
     if path.is_dir() or name.endswith(".dcm"):
         return read_dicom_series(path if path.is_dir() else path.parent)

@@ -43,8 +43,9 @@ def image_to_unit(image: np.ndarray, window: Window | None = None) -> np.ndarray
     if image.dtype.kind not in "iuf":
         raise ValueError(f"unsupported image dtype {image.dtype}")
     window = window or percentile_window(image)
-    return apply_window(image, window).astype(np.float32) / 255.0 if image.dtype.kind != "f" else \
-        np.clip((image.astype(np.float32) - window.low) / (window.high - window.low), 0, 1)
+    if image.dtype.kind == "f":
+        return np.clip((image.astype(np.float32) - window.low) / (window.high - window.low), 0, 1)
+    return apply_window(image, window).astype(np.float32) / 255.0
 
 
 def augment_image(image: np.ndarray, seg: np.ndarray, bnd: np.ndarray, window: Window | None = None) -> np.ndarray:

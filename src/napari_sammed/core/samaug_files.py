@@ -10,7 +10,7 @@ import numpy as np
 
 from .amg import AmgSettings
 from .atomic import atomic_write
-from .io import NIFTI_SUFFIXES, TIFF_SUFFIXES, read_volume
+from .io import NIFTI_SUFFIXES, TIFF_SUFFIXES, is_zarr, read_volume
 from .samaug import samaug_slice
 from .windowing import resolve_window
 
@@ -27,7 +27,7 @@ def _stem(path: Path) -> str:
 
 
 def _inputs(path: Path) -> list[Path]:
-    if path.is_dir() and not path.name.endswith(".zarr") and not (path / "zarr.json").exists():
+    if path.is_dir() and not is_zarr(path):
         found = sorted(p for p in path.iterdir() if p.name.lower().endswith(IMAGE_SUFFIXES + TIFF_SUFFIXES + NIFTI_SUFFIXES))
         if not found:
             raise ValueError(f"no images in {path}")
