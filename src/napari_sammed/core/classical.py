@@ -33,7 +33,9 @@ class ClassicalModel:
     device = torch.device("cpu")
     dtype = torch.float32
 
-    def __init__(self, tolerance: float = 2.0, min_tolerance: float = 4.0, smoothing: float = 1.0):
+    def __init__(self, tolerance: float = 2.0, min_tolerance: float = 4.0, smoothing: float = 1.0,
+                 reach: int | None = None):
+        self.reach = reach
         self.tolerance = tolerance
         self.min_tolerance = min_tolerance
         self.smoothing = smoothing
@@ -43,7 +45,7 @@ class ClassicalModel:
 
     def describe(self) -> dict:
         return {"kind": KIND, "label": LABEL, "checkpoint_sha256": None,
-                "tolerance": self.tolerance, "min_tolerance": self.min_tolerance}
+                "tolerance": self.tolerance, "min_tolerance": self.min_tolerance, "reach": self.reach}
 
     def segment(
         self,
@@ -61,7 +63,8 @@ class ClassicalModel:
         h, w = smooth.shape
         positives, negatives = _split_points(points, labels)
         region = np.ones((h, w), bool) if box is None else _box_mask(box, (h, w))
-        seed = _seed(mask_input, positives, (h, w)) & region
+        previous = _previous_mask(mask_input, (h, w))
+        seed = _seed(previous, positives, (h, w)) & region
         if seed.any():
             centre, spread = _robust_stats(smooth[seed])
         elif box is not None:
@@ -74,6 +77,10 @@ class ClassicalModel:
         tol = max(self.tolerance * spread, self.min_tolerance)
         candidate = (np.abs(smooth - centre) <= tol) & region
         candidate = ndi.binary_opening(candidate, iterations=1)
+        if self.reach and previous is not None and previous.any():
+            # A mask prompt says where the object was a moment ago (the previous slice): it
+            # moves by a few pixels, it does not jump into the neighbouring organ.
+            candidate &= ndi.binary_dilation(previous, iterations=self.reach)
         for x, y in negatives:  # a negative click removes the part it lands on
             xi, yi = int(np.clip(x, 0, w - 1)), int(np.clip(y, 0, h - 1))
             if candidate[yi, xi]:
@@ -130,17 +137,20 @@ def _dominant_mode(values: np.ndarray) -> tuple[float, float]:
     return _robust_stats(near) if near.size else (peak, 0.0)
 
 
-def _seed(mask_input, positives, shape) -> np.ndarray:
+def _previous_mask(mask_input, shape) -> np.ndarray | None:
+    if mask_input is None:
+        return None
+    low = np.asarray(mask_input, np.float32).reshape(mask_input.shape[-2:])
+    up = torch.nn.functional.interpolate(torch.from_numpy(low)[None, None], shape, mode="bilinear", align_corners=False)
+    return up[0, 0].numpy() > 0
+
+
+def _seed(previous, positives, shape) -> np.ndarray:
     h, w = shape
     seed = np.zeros(shape, bool)
-    if mask_input is not None:
-        low = np.asarray(mask_input, np.float32).reshape(mask_input.shape[-2:])
-        up = torch.nn.functional.interpolate(
-            torch.from_numpy(low)[None, None], (h, w), mode="bilinear", align_corners=False
-        )[0, 0].numpy()
-        prev = up > 0
-        eroded = ndi.binary_erosion(prev, iterations=3)
-        seed |= eroded if eroded.sum() >= 16 else prev
+    if previous is not None:
+        eroded = ndi.binary_erosion(previous, iterations=3)
+        seed |= eroded if eroded.sum() >= 16 else previous
     yy, xx = np.mgrid[0:h, 0:w]
     for x, y in positives:
         seed |= (xx - x) ** 2 + (yy - y) ** 2 <= 9

@@ -130,6 +130,25 @@ class SliceEngine:
     def transform(self, image_size: tuple[int, int]) -> FrameTransform:
         return FrameTransform(self.mode, self.frame, image_size)
 
+    # ---- mask prompts --------------------------------------------------------------------
+    def mask_logits(self, mask: np.ndarray, image_size: tuple[int, int] | None = None) -> np.ndarray:
+        """A binary slice mask (e.g. a hand-painted seed) as (1, L, L) low-res logits of +-8."""
+        mask = np.asarray(mask, bool)
+        frame = self.transform(image_size or mask.shape).masks(mask)
+        fraction = F.adaptive_avg_pool2d(frame, self.low_res)[0]
+        return (16.0 * (fraction - 0.5)).numpy().astype(np.float32)
+
+    def mask_prompt(self, low_res_logits: np.ndarray) -> np.ndarray:
+        """What to feed back as ``mask_input`` from a previous low-res output.
+
+        SAM-Med2D was trained (and is evaluated) with sigmoid(previous logits) as the mask
+        prompt; SAM, MedSAM and the weight-free engine take the logits themselves.
+        """
+        low = np.asarray(low_res_logits, np.float32)
+        if self.kind == "sam-med2d":
+            return (1.0 / (1.0 + np.exp(-low))).astype(np.float32)
+        return low
+
     # ---- embedding -----------------------------------------------------------------------
     @torch.inference_mode()
     def embed(

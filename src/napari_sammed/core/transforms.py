@@ -76,6 +76,18 @@ class FrameTransform:
         high = x.amax(dim=(1, 2, 3), keepdim=True)
         return (x - low) / (high - low).clamp_min(1e-8)
 
+    def masks(self, mask: np.ndarray) -> torch.Tensor:
+        """(H, W) binary slice mask -> (1, 1, S, S) float32 in [0, 1], placed as the image is."""
+        x = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None, None]
+        if self.mode == "sam-med2d":
+            rows = torch.from_numpy(nearest_indices(self.height, self.frame))
+            cols = torch.from_numpy(nearest_indices(self.width, self.frame))
+            return x.index_select(2, rows).index_select(3, cols)
+        if self.mode == "sam":
+            x = F.interpolate(x, self.inner, mode="bilinear", align_corners=False)
+            return F.pad(x, (0, self.frame - self.inner[1], 0, self.frame - self.inner[0]))
+        return F.interpolate(x, (self.frame, self.frame), mode="bilinear", align_corners=False)
+
     # ---- outputs -------------------------------------------------------------------------
     def logits(self, frame_logits: torch.Tensor) -> torch.Tensor:
         """(B, 1, S, S) logits in the model frame -> (B, 1, H, W) at slice size (bilinear)."""

@@ -1,0 +1,387 @@
+"""Propagate masks slice by slice through a volume, from seed slices, for several objects at once.
+
+Every seed slice of an object starts two *fronts* (one per direction). A front prompts slice
+k + step with the previous result: its box enlarged by a margin, its low-res logits as the mask
+prompt and, optionally, positive points deep inside it. Fronts advance in rounds, one slice per
+round, so the fronts of all objects that stand on the same slice share one batched decoder call,
+and two fronts filling the gap between two seeds meet in the middle: a front never enters a
+slice the other already filled, and a slice both reach in the same round gets the average of
+their logits. A front stops when its mask vanishes, the predicted IoU or the IoU with the
+previous slice falls below a threshold, it reaches a seed, a stop marker or the volume's end.
+
+Everything works in slice pixel coordinates (x, y), so voxel spacing never distorts a prompt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from .engine import Prediction, Prompt
+from .qc import FrontEnd, TraceRow
+
+Seeds = Mapping[int, Mapping[int, np.ndarray]]  # object id -> {slice index: (H, W) bool mask}
+StopMarkers = Mapping[int, list[tuple[int, float | None, float | None]]]  # object id (0 = all) -> (slice, x, y)
+
+DIRECTIONS = {"both": (1, -1), "forward": (1,), "backward": (-1,)}
+
+
+@dataclass(frozen=True)
+class PropagationSettings:
+    """Thresholds and prompt recipe; the defaults are measured on the shared CT and MR."""
+
+    min_iou: float = 0.5  # stop below this predicted IoU
+    min_neighbour_iou: float = 0.6  # stop below this IoU with the previous slice's mask
+    min_area: int = 4  # pixels; a smaller mask counts as vanished
+    box_margin: float = 0.1  # enlarge the previous box by this fraction of its size per side ...
+    min_margin: float = 2.0  # ... and by at least this many pixels
+    interior_points: int = 0  # positive points placed deep inside the previous mask
+    use_mask_prompt: bool = True
+    direction: str = "both"  # "both", "forward" (increasing index) or "backward"
+    max_steps: int | None = None  # per front
+
+    def __post_init__(self) -> None:
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}; got {self.direction!r}")
+        for name in ("min_iou", "min_neighbour_iou"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1]")
+
+
+@dataclass
+class PropagationStep:
+    """What one slice of one round produced (sent to the UI as it happens)."""
+
+    index: int
+    masks: dict[int, np.ndarray]  # object id -> accepted mask on this slice
+    done: int
+    total: int
+
+
+@dataclass
+class Propagation:
+    """All propagated masks (seeds excluded) and the QC trace."""
+
+    masks: dict[int, dict[int, np.ndarray]] = field(default_factory=dict)
+    trace: list[TraceRow] = field(default_factory=list)
+    ends: list[FrontEnd] = field(default_factory=list)
+
+    def add(self, step: PropagationStep) -> None:
+        for object_id, mask in step.masks.items():
+            self.masks.setdefault(object_id, {})[step.index] = mask
+
+    def object_volume(self, object_id: int, n_slices: int, axis: int) -> np.ndarray:
+        """One object's propagated masks as a boolean volume along ``axis``."""
+        slices = self.masks.get(object_id, {})
+        shape = next(iter(slices.values())).shape if slices else (0, 0)
+        out = np.zeros((n_slices, *shape), bool)
+        for index, mask in slices.items():
+            out[index] = mask
+        return np.moveaxis(out, 0, axis)
+
+    def write_into(self, labels: np.ndarray, axis: int, overwrite: bool = False) -> int:
+        """Paint into a label volume in place; labelled voxels are kept unless ``overwrite``.
+
+        Objects are written in id order, so where two propagated objects claim the same voxel
+        the lower id keeps it. Returns the number of voxels written.
+        """
+        written = 0
+        for object_id in sorted(self.masks):
+            for index, mask in self.masks[object_id].items():
+                plane = np.take(labels, index, axis=axis)  # a view for basic indexing
+                target = mask & (plane != object_id) & ((plane == 0) | overwrite)
+                key = [slice(None)] * labels.ndim
+                key[axis] = index
+                view = labels[tuple(key)]
+                view[target] = object_id
+                written += int(target.sum())
+        return written
+
+
+@dataclass
+class _Gap:
+    """The unseeded slices between two seeds (or a seed and the volume's end) of one object."""
+
+    size: int
+    filled: int = 0
+    open_fronts: int = 0
+
+
+@dataclass
+class _Front:
+    object_id: int
+    step: int
+    last: int  # last slice this front stands on
+    end: int  # the first slice it may not enter: the next seed, or -1 / n
+    mask: np.ndarray  # prompts come from this mask ...
+    low_res: np.ndarray
+    reference: np.ndarray  # ... and the next mask is compared with this one (see _calibrate)
+    gap: _Gap
+    steps: int = 0
+    active: bool = True
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.count_nonzero(a | b)
+    return 1.0 if union == 0 else float(np.count_nonzero(a & b) / union)
+
+
+def enlarged_box(mask: np.ndarray, margin: float, min_margin: float) -> np.ndarray:
+    """XYXY box (pixel edges) around a mask, grown per side by ``margin`` x size (>= min_margin)."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    x0, x1, y0, y1 = cols[0], cols[-1] + 1, rows[0], rows[-1] + 1
+    grow_x = max(margin * (x1 - x0), min_margin)
+    grow_y = max(margin * (y1 - y0), min_margin)
+    h, w = mask.shape
+    return np.array([max(x0 - grow_x, 0), max(y0 - grow_y, 0), min(x1 + grow_x, w), min(y1 + grow_y, h)], float)
+
+
+def interior_points(mask: np.ndarray, count: int) -> np.ndarray:
+    """``count`` points (x, y) deep inside ``mask``: distance-transform maxima, kept apart."""
+    depth = ndi.distance_transform_edt(mask)
+    yy, xx = np.mgrid[: mask.shape[0], : mask.shape[1]]
+    points = []
+    for _ in range(count):
+        r, c = np.unravel_index(int(np.argmax(depth)), depth.shape)
+        radius = depth[r, c]
+        if radius <= 0:
+            break
+        points.append((c + 0.5, r + 0.5))
+        depth[(yy - r) ** 2 + (xx - c) ** 2 <= radius**2] = 0
+    return np.array(points, float).reshape(-1, 2)
+
+
+def seeds_from_labels(labels: np.ndarray, axis: int, object_ids: list[int] | None = None) -> dict[int, dict[int, np.ndarray]]:
+    """Every slice along ``axis`` where an object has voxels becomes one of its seeds."""
+    moved = np.moveaxis(np.asarray(labels), axis, 0)
+    ids = object_ids if object_ids is not None else [int(v) for v in np.unique(moved) if v != 0]
+    seeds: dict[int, dict[int, np.ndarray]] = {}
+    for object_id in ids:
+        present = np.flatnonzero((moved == object_id).any(axis=(1, 2)))
+        if present.size:
+            seeds[object_id] = {int(k): moved[k] == object_id for k in present}
+    return seeds
+
+
+class Propagator:
+    """Runs fronts over ``embeddings`` (a :class:`~napari_sammed.core.volume.VolumeEmbeddings`)."""
+
+    def __init__(self, embeddings, settings: PropagationSettings | None = None) -> None:
+        self.embeddings = embeddings
+        self.engine = embeddings.engine
+        self.settings = settings or PropagationSettings()
+        self.n_slices = embeddings.n_slices
+        self.slice_shape = tuple(embeddings.slice_shape)
+
+    def run(
+        self,
+        seeds: Seeds,
+        stops: StopMarkers | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Propagation:
+        """Propagate to completion (or until ``should_stop()``); returns masks and trace."""
+        result = Propagation()
+        steps = self.steps(seeds, stops)
+        try:
+            while True:
+                if should_stop is not None and should_stop():
+                    break
+                step = next(steps)
+                result.add(step)
+                if progress is not None:
+                    progress(step.done, step.total)
+        except StopIteration as finished:
+            return finished.value
+        self.trace.sort(key=lambda row: (row.object_id, row.slice))
+        result.trace, result.ends = self.trace, self.ends
+        return result
+
+    def steps(self, seeds: Seeds, stops: StopMarkers | None = None) -> Generator[PropagationStep, None, Propagation]:
+        """Yield one :class:`PropagationStep` per decoded slice; return the full result."""
+        self.trace: list[TraceRow] = []
+        self.ends: list[FrontEnd] = []
+        self._markers = stops or {}
+        self._filled: dict[int, dict[int, np.ndarray]] = {}
+        fronts = self._start(seeds)
+        result = Propagation(trace=self.trace, ends=self.ends)
+        total = sum({id(f.gap): f.gap.size for f in fronts}.values())
+        self._done = 0
+        while fronts:
+            targets: dict[int, list[tuple[_Front, Prompt]]] = {}
+            for front in fronts:
+                prompt = self._next_prompt(front)
+                if prompt is not None:
+                    targets.setdefault(front.last + front.step, []).append((front, prompt))
+            missing = [k for k in sorted(targets) if not self.embeddings.is_embedded(k)]
+            if missing:
+                self.embeddings.compute(missing)
+            for index in sorted(targets):
+                accepted = self._advance(index, targets[index])
+                for object_id, mask in accepted.items():
+                    result.masks.setdefault(object_id, {})[index] = mask
+                yield PropagationStep(index, accepted, self._done, total)
+            fronts = [f for f in fronts if f.active]
+        self.trace.sort(key=lambda row: (row.object_id, row.slice))
+        return result
+
+    # ---- fronts --------------------------------------------------------------------------
+    def _start(self, seeds: Seeds) -> list[_Front]:
+        fronts = []
+        for object_id, by_slice in seeds.items():
+            indices = sorted(int(k) for k, m in by_slice.items() if np.any(m))
+            if not indices:
+                continue
+            for k in indices:
+                mask = np.asarray(by_slice[k], bool)
+                if mask.shape != self.slice_shape:
+                    raise ValueError(f"seed of object {object_id} on slice {k} has shape {mask.shape}, "
+                                     f"slices are {self.slice_shape}")
+                self._filled.setdefault(object_id, {})[k] = mask
+                self.trace.append(TraceRow(object_id, k, "seed", None, None, int(mask.sum())))
+            bounds = [-1, *indices, self.n_slices]
+            gaps = {}
+            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+                if hi - lo > 1:
+                    gaps[(lo, hi)] = _Gap(hi - lo - 1)
+            for step in DIRECTIONS[self.settings.direction]:
+                for k in indices:
+                    neighbour = bounds[bounds.index(k) + step]
+                    gap = gaps.get((min(k, neighbour), max(k, neighbour)))
+                    if gap is None:
+                        continue
+                    mask = self._filled[object_id][k]
+                    low = self.engine.mask_logits(mask)
+                    gap.open_fronts += 1
+                    fronts.append(_Front(object_id, step, k, neighbour, mask, low, mask, gap))
+        self._calibrate(fronts)
+        return fronts
+
+    def _calibrate(self, fronts: list[_Front]) -> None:
+        """Compare a seed's first neighbour with the engine's own rendering of the seed.
+
+        A hand-drawn seed and a model's mask differ in style (how tight the boundary is), and
+        on small objects that alone can push the IoU of the first step under the threshold.
+        Re-segmenting the seed slice with the seed as prompt gives a like-for-like reference.
+        """
+        starts: dict[int, dict[int, np.ndarray]] = {}
+        for front in fronts:
+            starts.setdefault(front.last, {})[front.object_id] = front.mask
+        missing = [k for k in sorted(starts) if not self.embeddings.is_embedded(k)]
+        if missing:
+            self.embeddings.compute(missing)
+        rendered: dict[tuple[int, int], np.ndarray] = {}
+        for k, masks in starts.items():
+            s = self.settings
+            prompts = [Prompt(box=enlarged_box(m, s.box_margin, s.min_margin),
+                              mask_input=self.engine.mask_prompt(self.engine.mask_logits(m)) if s.use_mask_prompt else None)
+                       for m in masks.values()]
+            predictions = self.engine.predict_batch(self.embeddings.get(k), self.slice_shape, prompts)
+            for object_id, prediction in zip(masks, predictions, strict=True):
+                if prediction.mask.any():
+                    rendered[(k, object_id)] = prediction.mask
+        for front in fronts:
+            front.reference = rendered.get((front.last, front.object_id), front.mask)
+
+    def _stop(self, front: _Front, reason: str) -> None:
+        self.ends.append(FrontEnd(front.object_id, front.step, front.last, reason))
+        front.active = False
+        front.gap.open_fronts -= 1
+        if front.gap.open_fronts == 0:
+            self._done += front.gap.size - front.gap.filled
+
+    def _next_prompt(self, front: _Front) -> Prompt | None:
+        s = self.settings
+        target = front.last + front.step
+        reason = ""
+        if target == front.end:
+            reason = "volume_end" if target in (-1, self.n_slices) else "reached_seed"
+        elif target in self._filled.get(front.object_id, {}):
+            reason = "met"
+        elif s.max_steps is not None and front.steps >= s.max_steps:
+            reason = "max_steps"
+        box = None if reason else enlarged_box(front.mask, s.box_margin, s.min_margin)
+        if not reason and self._marked(front.object_id, target, box):
+            reason = "stop_marker"
+            self.trace.append(TraceRow(front.object_id, target, "stopped", None, None, 0, front.step, reason))
+        if reason:
+            self._stop(front, reason)
+            return None
+        points = labels = None
+        if s.interior_points:
+            points = interior_points(front.mask, s.interior_points)
+            labels = np.ones(len(points), int)
+        mask_input = self.engine.mask_prompt(front.low_res) if s.use_mask_prompt else None
+        return Prompt(points, labels, box, mask_input)
+
+    def _marked(self, object_id: int, index: int, box: np.ndarray) -> bool:
+        for key in (object_id, 0):
+            for k, x, y in self._markers.get(key, []):
+                if k != index:
+                    continue
+                if x is None or (box[0] <= x <= box[2] and box[1] <= y <= box[3]):
+                    return True
+        return False
+
+    def _advance(self, index: int, entries: list[tuple[_Front, Prompt]]) -> dict[int, np.ndarray]:
+        """Decode every front entering slice ``index`` in one batch; judge and record each."""
+        predictions = self.engine.predict_batch(self.embeddings.get(index), self.slice_shape,
+                                                [prompt for _, prompt in entries])
+        by_object: dict[int, list[tuple[_Front, Prediction]]] = {}
+        for (front, _), prediction in zip(entries, predictions, strict=True):
+            by_object.setdefault(front.object_id, []).append((front, prediction))
+        accepted = {}
+        for object_id, pairs in by_object.items():
+            prediction = pairs[0][1] if len(pairs) == 1 else _reconcile([p for _, p in pairs])
+            neighbour = min(mask_iou(prediction.mask, f.reference) for f, _ in pairs)
+            reason = self._judge(prediction, neighbour)
+            area = int(prediction.mask.sum())
+            direction = pairs[0][0].step if len(pairs) == 1 else 0
+            source = "rejected" if reason else "propagated"
+            self.trace.append(TraceRow(object_id, index, source, prediction.iou, neighbour, area, direction, reason))
+            for front, _ in pairs:
+                if reason:
+                    self._stop(front, reason)
+                    continue
+                front.last, front.mask, front.low_res = index, prediction.mask, prediction.low_res_logits
+                front.reference = prediction.mask
+                front.steps += 1
+            if not reason:
+                self._filled[object_id][index] = prediction.mask
+                pairs[0][0].gap.filled += 1
+                self._done += 1
+                accepted[object_id] = prediction.mask
+        return accepted
+
+    def _judge(self, prediction: Prediction, neighbour_iou: float) -> str:
+        s = self.settings
+        if int(prediction.mask.sum()) < max(s.min_area, 1):
+            return "empty"
+        if prediction.iou < s.min_iou:
+            return "low_iou"
+        if neighbour_iou < s.min_neighbour_iou:
+            return "low_neighbour_iou"
+        return ""
+
+
+def _reconcile(predictions: list[Prediction]) -> Prediction:
+    """Where two fronts reach the same slice together: average their logits."""
+    logits = np.mean([p.logits for p in predictions], axis=0)
+    low = np.mean([p.low_res_logits for p in predictions], axis=0)
+    return Prediction(logits > 0, logits.astype(np.float32), float(np.mean([p.iou for p in predictions])), low)
+
+
+def propagate(
+    embeddings,
+    seeds: Seeds,
+    settings: PropagationSettings | None = None,
+    stops: StopMarkers | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Propagation:
+    """Propagate ``seeds`` through ``embeddings``'s volume along its axis; see module docstring."""
+    return Propagator(embeddings, settings).run(seeds, stops, progress, should_stop)
