@@ -37,16 +37,23 @@ def _engine(args):
     return SliceEngine(model, batch_size=args.batch_size)
 
 
-def _progress(total: int, desc: str):
-    from tqdm import tqdm
+class _Progress:
+    """A tqdm bar on stderr, opened at the first update (so errors print without one)."""
 
-    bar = tqdm(total=total, desc=desc, unit="slice", file=sys.stderr)
+    def __init__(self, desc: str) -> None:
+        self.desc, self.bar = desc, None
 
-    def update(done: int, _total: int) -> None:
-        bar.n = done
-        bar.refresh()
+    def __call__(self, done: int, total: int) -> None:
+        from tqdm import tqdm
 
-    return bar, update
+        if self.bar is None:
+            self.bar = tqdm(total=total, desc=self.desc, unit="slice", file=sys.stderr)
+        self.bar.total, self.bar.n = total, done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def cmd_convert(args) -> int:
@@ -79,9 +86,9 @@ def cmd_embed(args) -> int:
     store = VolumeEmbeddings(engine, volume.data, window, args.axis, cache_dir=args.cache_dir,
                              storage_dtype=args.storage_dtype)
     todo = [i for i in range(store.n_slices) if not store.is_embedded(i)]
-    bar, update = _progress(len(todo), "embedding")
-    store.compute(todo, progress=update)
-    bar.close()
+    progress = _Progress("embedding")
+    store.compute(todo, progress=progress)
+    progress.close()
     print(f"{store.n_slices - len(todo)} slices reused, {len(todo)} embedded -> {store.cache.path}")
     return 0
 
@@ -138,14 +145,9 @@ def cmd_samaug(args) -> int:
     engine = _engine(args)
     settings = AmgSettings(points_per_side=args.points_per_side, pred_iou_thresh=args.pred_iou_thresh,
                            stability_score_thresh=args.stability_thresh)
-    bar, update = _progress(0, "SAMAug")
-
-    def progress(done, total):
-        bar.total = total
-        update(done, total)
-
+    progress = _Progress("SAMAug")
     written = run_samaug(args.input, args.outdir, engine, parse_window(args.window), settings, progress)
-    bar.close()
+    progress.close()
     print(f"wrote {len(written)} files to {args.outdir} ({engine.describe()['kind']})")
     return 0
 
@@ -162,7 +164,56 @@ def _register_samaug(sub) -> None:
     p.set_defaults(func=cmd_samaug)
 
 
-_EXTRA_COMMANDS: list = [_register_demo, _register_samaug]
+def cmd_propagate(args) -> int:
+    from .core.propagate import PropagationSettings
+    from .core.propagate_files import run_propagation
+
+    settings = PropagationSettings(
+        min_iou=args.min_iou, min_neighbour_iou=args.min_neighbour_iou, min_area=args.min_area,
+        box_margin=args.box_margin, interior_points=args.interior_points, direction=args.direction,
+        max_steps=args.max_steps)
+    objects = [int(v) for v in args.objects.split(",")] if args.objects else None
+    engine = _engine(args)
+    progress = _Progress("propagating")
+    try:
+        report = run_propagation(args.image, args.seeds, args.output, engine, parse_window(args.window),
+                                 args.axis, settings, objects, args.cache_dir, args.overwrite, progress)
+    finally:
+        progress.close()
+    print(f"wrote {report['output']} ({report['voxels_written']} voxels propagated, {engine.kind})")
+    for object_id, info in sorted(report["objects"].items()):
+        ends = ", ".join(f"{s['reason']} at {s['slice']}" for s in info["stops"]) or "volume ends"
+        print(f"  object {object_id}: slices {info['first']}-{info['last']}, {info['propagated']} propagated; "
+              f"stopped: {ends}")
+    print("QC trace: " + ", ".join(str(p) for p in report["trace"]))
+    return 0
+
+
+def _register_propagate(sub) -> None:
+    p = sub.add_parser("propagate", help="propagate seed masks through a volume, slice by slice",
+                       description="IMAGE: NIfTI/TIFF/zarr/DICOM volume. SEEDS: a label volume with some "
+                                   "annotated slices, or a JSON of prompts per object and slice. OUTPUT: "
+                                   "labels written with the image's geometry, plus OUTPUT_qc.csv/.json.")
+    p.add_argument("image")
+    p.add_argument("seeds")
+    p.add_argument("output", help=".nii.gz, .nii, .tif or .zarr")
+    p.add_argument("--axis", default="z", choices=["z", "y", "x"])
+    p.add_argument("--objects", default=None, help="comma-separated label ids (default: all)")
+    p.add_argument("--direction", default="both", choices=["both", "forward", "backward"])
+    p.add_argument("--min-iou", type=float, default=0.5, help="stop under this predicted IoU")
+    p.add_argument("--min-neighbour-iou", type=float, default=0.6, help="stop under this IoU with the previous slice")
+    p.add_argument("--min-area", type=int, default=4, help="pixels; smaller masks count as vanished")
+    p.add_argument("--box-margin", type=float, default=0.1)
+    p.add_argument("--interior-points", type=int, default=0)
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--cache-dir", default=None, help="reuse/keep slice embeddings here")
+    p.add_argument("--overwrite", action="store_true")
+    _add_model_args(p)
+    _add_window_args(p)
+    p.set_defaults(func=cmd_propagate)
+
+
+_EXTRA_COMMANDS: list = [_register_demo, _register_samaug, _register_propagate]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,118 @@
+"""File-level propagation (what ``napari-sammed propagate`` runs): image + seeds -> labels + QC.
+
+Seeds are either a label volume of the image's shape (every slice where an object has voxels
+is one of its seeds) or a JSON file of prompts per object and slice::
+
+    {"objects": {"5": {"15": {"box": [x0, y0, x1, y1], "points": [[x, y]], "labels": [1]}}},
+     "stops": {"5": [[22, x, y]], "0": [[3]]}}
+
+Coordinates are slice pixels (x = column, y = row) in the plane of ``axis``; a stop entry is
+[slice] (stop every front there) or [slice, x, y] (stop fronts whose box holds the point);
+object "0" means every object.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .engine import Prompt, SliceEngine
+from .io import is_nifti, read_volume
+from .propagate import Propagation, PropagationSettings, Propagator, seeds_from_labels
+from .qc import object_summary, save_trace
+from .volume import VolumeEmbeddings, axis_index
+from .volume_files import label_dtype, write_volume
+
+
+def read_prompt_file(path: str | Path) -> tuple[dict, dict]:
+    """-> ({object: {slice: Prompt}}, stop markers) from the JSON format above."""
+    try:
+        spec = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"cannot read prompts from {path}: {error}") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("objects"), dict):
+        raise ValueError(f"{path}: expected {{\"objects\": {{id: {{slice: prompt}}}}}}")
+    prompts: dict[int, dict[int, Prompt]] = {}
+    for object_id, by_slice in spec["objects"].items():
+        for index, p in by_slice.items():
+            points = p.get("points")
+            labels = p.get("labels", [1] * len(points) if points else None)
+            prompts.setdefault(int(object_id), {})[int(index)] = Prompt(
+                np.asarray(points, float) if points else None, labels, p.get("box"))
+    stops = {int(k): [(int(e[0]), *(float(v) for v in e[1:3])) if len(e) >= 3 else (int(e[0]), None, None)
+                      for e in v] for k, v in spec.get("stops", {}).items()}
+    return prompts, stops
+
+
+def seeds_from_prompts(embeddings: VolumeEmbeddings, prompts: dict[int, dict[int, Prompt]]) -> dict:
+    """Segment each prompted slice (objects on one slice in one batched call) into seed masks."""
+    by_slice: dict[int, list[tuple[int, Prompt]]] = {}
+    for object_id, per_slice in prompts.items():
+        for index, prompt in per_slice.items():
+            if not 0 <= index < embeddings.n_slices:
+                raise ValueError(f"prompt for object {object_id} on slice {index}: the volume has "
+                                 f"{embeddings.n_slices} slices along this axis")
+            by_slice.setdefault(index, []).append((object_id, prompt))
+    seeds: dict[int, dict[int, np.ndarray]] = {}
+    for index, entries in sorted(by_slice.items()):
+        predictions = embeddings.engine.predict_batch(embeddings.get(index), embeddings.slice_shape,
+                                                      [p for _, p in entries])
+        for (object_id, _), prediction in zip(entries, predictions, strict=True):
+            seeds.setdefault(object_id, {})[index] = prediction.mask
+    return seeds
+
+
+def run_propagation(
+    image: str | Path,
+    seeds_path: str | Path,
+    output: str | Path,
+    engine: SliceEngine,
+    window=None,
+    axis: str | int = "z",
+    settings: PropagationSettings | None = None,
+    objects: list[int] | None = None,
+    cache_dir: str | Path | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Propagate, write the labels with the image's geometry and the QC trace beside them."""
+    from .windowing import resolve_window
+
+    output = Path(output)
+    if output.exists() and not overwrite:
+        raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
+    volume = read_volume(image)
+    if volume.data.ndim != 3:
+        raise ValueError(f"propagation needs a 3D image, got shape {volume.data.shape}")
+    axis = axis_index(axis)
+    embeddings = VolumeEmbeddings(engine, volume.data, resolve_window(volume.data, window), axis, cache_dir)
+    if str(seeds_path).lower().endswith(".json"):
+        prompts, stops = read_prompt_file(seeds_path)
+        if objects:
+            prompts = {k: v for k, v in prompts.items() if k in objects}
+        seeds = seeds_from_prompts(embeddings, prompts)
+        labels = np.zeros(volume.data.shape, np.uint16)
+        for object_id, per_slice in sorted(seeds.items()):
+            Propagation({object_id: per_slice}).write_into(labels, axis)
+    else:
+        labels = read_volume(seeds_path).data
+        if labels.shape != volume.data.shape:
+            raise ValueError(f"seed labels have shape {labels.shape}, the image {volume.data.shape}")
+        labels = labels.astype(label_dtype(labels), copy=True)
+        seeds, stops = seeds_from_labels(labels, axis, objects), {}
+    if not seeds:
+        raise ValueError("no seeds: the seed labels are empty" + (f" for objects {objects}" if objects else ""))
+    result = Propagator(embeddings, settings).run(seeds, stops, progress)
+    written = result.write_into(labels, axis)
+    geometry = volume.layer_metadata()
+    out = write_volume(output, labels, geometry, overwrite=overwrite)
+    stem = output.name[: -len(".nii.gz")] if output.name.lower().endswith(".nii.gz") else output.stem
+    provenance = {"image": str(image), "seeds": str(seeds_path), "axis": "zyx"[axis],
+                  "engine": engine.describe(), "window": None if embeddings.window is None else embeddings.window.as_dict(),
+                  "settings": (settings or PropagationSettings()).__dict__}
+    traces = save_trace(result.trace, output.parent / f"{stem}_qc", result.ends, {"provenance": provenance})
+    return {"output": out, "trace": traces, "voxels_written": written,
+            "objects": object_summary(result.trace), "nifti": is_nifti(out)}

@@ -1,0 +1,146 @@
+"""Write (Z, Y, X) volumes with their source geometry: NIfTI, TIFF and zarr, always atomically.
+
+``meta`` is what :meth:`~napari_sammed.core.io.Volume.layer_metadata` gives (and what a napari
+layer keeps in ``metadata``): ``spacing``, the source ``affine`` when there was one,
+``source`` / ``source_format``, and ``affine_space`` ("LPS" for DICOM).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_write
+from .io import is_nifti, is_zarr
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def label_dtype(array: np.ndarray) -> np.dtype:
+    """The smallest unsigned type holding every label; labels must be non-negative integers."""
+    array = np.asarray(array)
+    if array.dtype.kind not in "iub":
+        raise ValueError(f"labels must be integers, got {array.dtype}")
+    low, high = int(array.min(initial=0)), int(array.max(initial=0))
+    if low < 0:
+        raise ValueError(f"labels must be non-negative, found {low}")
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if high <= np.iinfo(dtype).max:
+            return np.dtype(dtype)
+    raise ValueError(f"label {high} does not fit 32 bits")
+
+
+def nifti_affine(meta: dict, ndim: int = 3) -> np.ndarray:
+    """The RAS voxel-to-world affine of ``data.T``: the source's, else one from the spacing."""
+    affine = meta.get("affine")
+    if affine is None:
+        spacing = list(meta.get("spacing") or [1.0] * ndim)[::-1]
+        return np.diag([*spacing, *[1.0] * (4 - len(spacing))])
+    affine = np.asarray(affine, float)
+    return LPS_TO_RAS @ affine if meta.get("affine_space") == "LPS" else affine
+
+
+def _source_header(meta: dict):
+    """The source NIfTI header, so pixdim, units, qform/sform codes survive bit for bit."""
+    import nibabel as nib
+
+    source = meta.get("source")
+    if meta.get("source_format") != "nifti" or not source or not os.path.exists(source):
+        return None
+    return nib.load(source).header.copy()
+
+
+def to_nifti(data: np.ndarray, meta: dict, dtype: np.dtype | None = None):
+    """A nibabel image of ``data`` (Z, Y, X) with the source geometry."""
+    import nibabel as nib
+
+    array = np.asarray(data)
+    dtype = np.dtype(dtype or array.dtype)
+    header = _source_header(meta)
+    image = nib.Nifti1Image(np.ascontiguousarray(array.astype(dtype, copy=False).T), nifti_affine(meta, array.ndim),
+                            header=header)
+    if header is not None:
+        # The source's own codes and its qform (not one re-derived from the affine).
+        image.set_qform(header.get_qform(), code=int(header["qform_code"]))
+        image.set_sform(header.get_sform(), code=int(header["sform_code"]))
+    image.set_data_dtype(dtype)
+    image.header.set_slope_inter(1.0, 0.0)
+    return image
+
+
+def _refuse_existing(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite to replace it")
+
+
+def write_nifti(path, data, meta: dict, dtype=None, overwrite: bool = False) -> Path:
+    import nibabel as nib
+
+    path = Path(path)
+    _refuse_existing(path, overwrite)
+    image = to_nifti(data, meta, dtype)
+    return atomic_write(path, lambda tmp: nib.save(image, tmp))
+
+
+def write_tiff(path, data, meta: dict, overwrite: bool = False) -> Path:
+    """ImageJ hyperstack TIFF; in-plane pixel size as resolution, slice spacing in the metadata."""
+    import tifffile
+
+    path = Path(path)
+    _refuse_existing(path, overwrite)
+    array = np.asarray(data)
+    spacing = list(meta.get("spacing") or [1.0] * array.ndim)
+    kwargs = {"imagej": True, "metadata": {"axes": "ZYX" if array.ndim == 3 else "YX", "unit": "mm"},
+              "resolution": (1.0 / float(spacing[-1]), 1.0 / float(spacing[-2]))}
+    if array.ndim == 3:
+        kwargs["metadata"]["spacing"] = float(spacing[0])
+    if array.dtype.kind in "iub":
+        array = array.astype(np.uint16 if array.max(initial=0) < 65536 and array.min(initial=0) >= 0 else np.float32)
+    elif array.dtype != np.float32:
+        array = array.astype(np.float32)  # ImageJ stores 8/16-bit integers or float32
+    return atomic_write(path, lambda tmp: tifffile.imwrite(tmp, array, **kwargs))
+
+
+def write_zarr(path, data, meta: dict, overwrite: bool = False, name: str = "labels") -> Path:
+    """A zarr v3 group with one array ``name`` and the spacing/affine as attributes."""
+    import zarr
+
+    path = Path(path)
+    _refuse_existing(path, overwrite)
+    array = np.asarray(data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".napari-sammed-", suffix=".zarr", dir=path.parent))
+    try:
+        group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+        chunks = (1, *array.shape[1:]) if array.ndim == 3 else array.shape
+        stored = group.create_array(name, shape=array.shape, dtype=array.dtype, chunks=chunks)
+        stored[...] = array
+        attrs = {"spacing": [float(s) for s in (meta.get("spacing") or [1.0] * array.ndim)]}
+        if meta.get("affine") is not None:
+            attrs["affine"] = np.asarray(meta["affine"], float).tolist()
+            attrs["affine_space"] = meta.get("affine_space", "RAS")
+        stored.attrs.update(attrs)
+        group.attrs.update(attrs)
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return path
+
+
+def write_volume(path, data, meta: dict, overwrite: bool = False, labels: bool = True) -> Path:
+    """Write by suffix: ``.nii``/``.nii.gz``, ``.tif``/``.tiff`` or ``.zarr``."""
+    path = Path(path)
+    if is_nifti(path):
+        return write_nifti(path, data, meta, label_dtype(data) if labels else None, overwrite)
+    if path.name.lower().endswith((".tif", ".tiff")):
+        return write_tiff(path, data, meta, overwrite)
+    if is_zarr(path):
+        return write_zarr(path, data, meta, overwrite, "labels" if labels else "image")
+    raise ValueError(f"cannot write {path.name}: use .nii.gz, .nii, .tif, .tiff or .zarr")

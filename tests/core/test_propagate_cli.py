@@ -1,0 +1,127 @@
+"""``napari-sammed propagate``: real CT in, labels with the source geometry and a QC trace out."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from napari_sammed.cli import main
+from napari_sammed.core.io import read_volume
+from tests.conftest import PACKAGE_DATA, bbox_xyxy, dice
+
+CT = PACKAGE_DATA / "example_ct_sm.nii.gz"
+SEG = PACKAGE_DATA / "example_seg.nii.gz"
+LIVER, KIDNEY_RIGHT = 5, 2
+
+
+def reference() -> np.ndarray:
+    return np.asarray(nib.load(str(SEG)).dataobj).T  # (Z, Y, X)
+
+
+def write_seeds(path, slices: dict[int, int], affine=None) -> np.ndarray:
+    """A NIfTI label volume holding only the reference mask of ``organ`` on ``slice`` (Z index)."""
+    ref = reference()
+    seeds = np.zeros_like(ref)
+    for organ, k in slices.items():
+        seeds[k][ref[k] == organ] = organ
+    source = nib.load(str(SEG))
+    nib.save(nib.Nifti1Image(seeds.T, source.affine if affine is None else affine, source.header), str(path))
+    return seeds
+
+
+def test_label_seeds_to_nifti_with_source_geometry(tmp_path, capsys):
+    seeds = write_seeds(tmp_path / "seeds.nii.gz", {LIVER: 15, KIDNEY_RIGHT: 9})
+    out = tmp_path / "out.nii.gz"
+    assert main(["propagate", str(CT), str(tmp_path / "seeds.nii.gz"), str(out), "--window", "ct-abdomen"]) == 0
+    printed = capsys.readouterr().out
+    assert "object 2: slices 0-17" in printed and "low_neighbour_iou at 18" in printed
+    image, source = nib.load(str(out)), nib.load(str(CT))
+    np.testing.assert_array_equal(image.affine, source.affine)
+    assert image.header.get_zooms() == source.header.get_zooms()
+    assert int(image.header["sform_code"]) == int(source.header["sform_code"])
+    labels = np.asarray(image.dataobj).T
+    assert labels.dtype == np.uint8
+    ref = reference()
+    assert dice(labels == LIVER, ref == LIVER) >= 0.80
+    assert dice(labels == KIDNEY_RIGHT, ref == KIDNEY_RIGHT) >= 0.80
+    np.testing.assert_array_equal(labels[15][seeds[15] == LIVER], LIVER)  # seeds kept exactly
+    rows = (tmp_path / "out_qc.csv").read_text().splitlines()
+    assert rows[0].startswith("object_id,slice,source,predicted_iou")
+    assert len(rows) - 1 >= 29 + 18
+    trace = json.loads((tmp_path / "out_qc.json").read_text())
+    assert trace["provenance"]["engine"]["kind"] == "weight-free" and trace["provenance"]["axis"] == "z"
+    assert {e["reason"] for e in trace["front_ends"] if e["object_id"] == KIDNEY_RIGHT} == {"volume_end", "low_neighbour_iou"}
+
+
+def test_json_prompts_and_stop_marker(tmp_path):
+    ref = reference()
+    box = bbox_xyxy(ref[15] == LIVER).tolist()
+    spec = {"objects": {"5": {"15": {"box": box}}}, "stops": {"0": [[20]]}}
+    prompts = tmp_path / "prompts.json"
+    prompts.write_text(json.dumps(spec))
+    out = tmp_path / "liver.tif"
+    assert main(["propagate", str(CT), str(prompts), str(out), "--window", "ct-abdomen"]) == 0
+    volume = read_volume(out)
+    assert volume.spacing == (3.0, 3.0, 3.0)
+    liver = volume.data == LIVER
+    present = np.flatnonzero(liver.any(axis=(1, 2)))
+    assert present.max() == 19  # the stop marker on slice 20
+    assert dice(liver[:20], ref[:20] == LIVER) >= 0.80
+
+
+def test_spacing_never_distorts_prompts(tmp_path):
+    """The same voxels with 0.8 x 0.8 x 3 mm voxels propagate identically, along z and along y."""
+    source = nib.load(str(CT))
+    anisotropic = np.diag([0.8, 0.8, 3.0, 1.0])
+    nib.save(nib.Nifti1Image(np.asarray(source.dataobj), anisotropic), str(tmp_path / "ct_aniso.nii.gz"))
+    ref = reference() == LIVER
+    middle_y = int(np.flatnonzero(ref.any(axis=(0, 2))).mean())
+    seeds = {"z": np.zeros(ref.shape, np.uint8), "y": np.zeros(ref.shape, np.uint8)}
+    seeds["z"][15][ref[15]] = LIVER
+    seeds["y"][:, middle_y][ref[:, middle_y]] = LIVER
+    results = {}
+    for name, image, affine in (("iso", CT, source.affine), ("aniso", tmp_path / "ct_aniso.nii.gz", anisotropic)):
+        for axis in ("z", "y"):
+            seed_file = tmp_path / f"seeds_{name}_{axis}.nii.gz"
+            nib.save(nib.Nifti1Image(seeds[axis].T, affine), str(seed_file))
+            out = tmp_path / f"{name}_{axis}.zarr"
+            args = ["propagate", str(image), str(seed_file), str(out), "--axis", axis, "--window", "ct-abdomen"]
+            assert main(args) == 0
+            results[name, axis] = read_volume(out)
+    assert results["aniso", "z"].spacing == pytest.approx((3.0, 0.8, 0.8))
+    for axis in ("z", "y"):
+        np.testing.assert_array_equal(results["iso", axis].data, results["aniso", axis].data)
+    along_y = results["iso", "y"].data == LIVER
+    assert along_y.any(axis=(0, 2)).sum() > 20  # walked across many coronal slices
+    assert dice(along_y, ref) >= 0.80
+
+
+@pytest.mark.parametrize("problem", ["shape", "exists", "empty", "suffix", "bad-json"])
+def test_bad_input_exits_2_with_a_message(tmp_path, capsys, problem):
+    seeds = tmp_path / "seeds.nii.gz"
+    write_seeds(seeds, {LIVER: 15})
+    out = tmp_path / "out.nii.gz"
+    if problem == "shape":
+        nib.save(nib.Nifti1Image(np.zeros((10, 10, 10), np.uint8), np.eye(4)), str(seeds))
+    elif problem == "exists":
+        out.write_bytes(b"precious")
+    elif problem == "empty":
+        nib.save(nib.Nifti1Image(np.zeros(nib.load(str(SEG)).shape, np.uint8), np.eye(4)), str(seeds))
+    elif problem == "suffix":
+        out = tmp_path / "out.png"
+    else:
+        seeds = tmp_path / "prompts.json"
+        seeds.write_text("{not json")
+    assert main(["propagate", str(CT), str(seeds), str(out)]) == 2
+    message = capsys.readouterr().err
+    expected = {"shape": "shape", "exists": "exists", "empty": "no seeds", "suffix": "cannot write",
+                "bad-json": "cannot read prompts"}[problem]
+    assert expected in message
+    if problem == "exists":
+        assert out.read_bytes() == b"precious"
+    else:
+        assert not out.exists()
+    assert not list(tmp_path.glob(".napari-sammed-*"))  # nothing half-written left behind
