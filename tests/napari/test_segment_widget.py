@@ -4,37 +4,10 @@ import numpy as np
 import pytest
 
 from napari_sammed._napari.segment_widget import BOXES, POINTS, PREVIEW, SegmentWidget
-from napari_sammed._sample_data import sample_ct
 from tests.conftest import dice, middle_slice
+from tests.napari.conftest import draw_box_around, go_to_slice, wait_for_worker
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture
-def ct_viewer(make_napari_viewer):
-    viewer = make_napari_viewer()
-    for data, kwargs, kind in sample_ct():
-        getattr(viewer, f"add_{kind}")(data, **kwargs)
-    return viewer
-
-
-def go_to_slice(viewer, layer, index):
-    step = list(viewer.dims.current_step)
-    step[0] = index
-    viewer.dims.current_step = tuple(step)
-
-
-def draw_box_around(widget, mask, z):
-    rows, cols = np.nonzero(mask)
-    r0, r1, c0, c1 = rows.min() - 0.5, rows.max() + 0.5, cols.min() - 0.5, cols.max() + 0.5
-    rect = np.array([[z, r0, c0], [z, r0, c1], [z, r1, c1], [z, r1, c0]], float)
-    widget.viewer.layers[BOXES].add_rectangles(rect)
-
-
-def wait_for_worker(qtbot, widget):
-    if widget.worker is not None:
-        with qtbot.waitSignal(widget.worker.finished, timeout=60_000):
-            pass
 
 
 def test_box_preview_accept_undo_redo_weight_free(ct_viewer, qtbot):

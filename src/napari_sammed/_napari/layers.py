@@ -11,6 +11,8 @@ import numpy as np
 
 from ..core.engine import Prompt
 
+POINTS, BOXES, PREVIEW = "SAM points", "SAM boxes", "SAM preview"
+
 
 def slice_index_of(coords: np.ndarray, axis: int | None) -> np.ndarray:
     return np.zeros(len(coords), int) if axis is None else np.rint(coords[:, axis]).astype(int)

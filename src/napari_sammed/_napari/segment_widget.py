@@ -15,11 +15,11 @@ from ..core.classical import LABEL as WEIGHT_FREE_LABEL
 from ..core.engine import SliceEngine
 from ..core.volume import VolumeEmbeddings
 from ..core.windowing import CT_PRESETS, PERCENTILE_PRESET, Window, resolve_window
-from .layers import prompt_for_slice, slice_key, write_mask
+from .layers import BOXES, POINTS, PREVIEW, prompt_for_slice, slice_key, write_mask
+from .propagate_panel import PropagatePanel
 from .settings import cache_dir, load_settings, save_settings
 
 FOLLOW = "follow contrast limits"
-POINTS, BOXES, PREVIEW = "SAM points", "SAM boxes", "SAM preview"
 HELP = (
     "Click in 'SAM points' (positive; tick 'negative clicks' or press T for negative) or draw a "
     "rectangle in 'SAM boxes': the preview updates at once. Shift-A accept, Shift-N next object, "
@@ -69,6 +69,8 @@ class SegmentWidget(Container):
             self.cancel_button, self.target, self.object_id, self.overwrite, self.negative, self.quality,
             self.accept_button, self.next_button, self.clear_button, self.samaug_scope, self.samaug_button,
         ])
+        self.propagation = PropagatePanel(self)
+        self.append(self.propagation)
         self.native.setToolTip(HELP)
 
         self.load_button.changed.connect(self.load)

@@ -1,0 +1,151 @@
+"""Propagate panel of the segment dock: seeds from the labels layer, a worker, one undo step, QC plot.
+
+Seeds are every slice (along the dock's slice axis) where an object already has voxels, so
+hand-painted slices and earlier results are kept and never re-predicted. If the current object
+has no voxels yet, the current preview is its seed. Negative clicks in "SAM points" on slices
+that are not seeds are stop markers. Results stream into the preview layer while the worker
+runs and are written into the labels layer at the end - or at Cancel - as one undo step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, PushButton
+from napari.qt.threading import thread_worker
+from napari.utils.notifications import show_info
+
+from ..core.propagate import Propagation, PropagationSettings, Propagator, seeds_from_labels
+from .layers import POINTS, PREVIEW, in_plane, slice_index_of, write_mask
+from .qc_plot import QCPlot
+
+CURRENT, ALL = "current object", "all objects"
+
+
+class PropagatePanel(Container):
+    """Owned by :class:`~napari_sammed._napari.segment_widget.SegmentWidget` (``owner``)."""
+
+    def __init__(self, owner) -> None:
+        super().__init__(labels=True)
+        self.owner = owner
+        self.pending: Propagation | None = None
+        self.propagator: Propagator | None = None
+        self.last_result: Propagation | None = None
+        self.scope = ComboBox(label="propagate", choices=[CURRENT, ALL], value=CURRENT)
+        self.direction = ComboBox(label="direction", choices=["both", "forward", "backward"], value="both")
+        defaults = PropagationSettings()
+        self.min_iou = FloatSpinBox(label="min predicted IoU", min=0.0, max=1.0, step=0.05, value=defaults.min_iou)
+        self.min_neighbour_iou = FloatSpinBox(label="min IoU with previous slice", min=0.0, max=1.0, step=0.05,
+                                              value=defaults.min_neighbour_iou)
+        self.button = PushButton(text="Propagate through volume")
+        self.status = Label(label="propagation", value="–")
+        self.plot = QCPlot(on_pick=self.jump_to)
+        self.extend([self.scope, self.direction, self.min_iou, self.min_neighbour_iou, self.button, self.status])
+        self.native.layout().addWidget(self.plot.canvas)
+        self.button.changed.connect(lambda: self.propagate())
+
+    def settings(self) -> PropagationSettings:
+        return PropagationSettings(min_iou=float(self.min_iou.value), min_neighbour_iou=float(self.min_neighbour_iou.value),
+                                   direction=self.direction.value)
+
+    # ---- inputs --------------------------------------------------------------------------
+    def seeds(self, layer, axis: int) -> dict:
+        owner = self.owner
+        ids = None if self.scope.value == ALL else [int(owner.object_id.value)]
+        seeds = seeds_from_labels(np.asarray(layer.data), axis, ids)
+        current = int(owner.object_id.value)
+        if self.scope.value == CURRENT and current not in seeds and owner.last_prediction is not None:
+            seeds[current] = {owner.current_index(): owner.last_prediction.mask}
+        return seeds
+
+    def stop_markers(self, axis: int, seed_slices: set[int]) -> dict:
+        """Negative clicks on non-seed slices, as (slice, x, y) for every object."""
+        layers = self.owner.viewer.layers
+        points = layers[POINTS] if POINTS in layers else None
+        if points is None or not len(points.data):
+            return {}
+        coords = np.asarray(points.data)
+        negative = ~points.features["positive"].to_numpy().astype(bool)
+        slices = slice_index_of(coords, axis)
+        rows_cols = in_plane(coords, axis)
+        markers = [(int(k), float(rc[1]) + 0.5, float(rc[0]) + 0.5)
+                   for k, rc, neg in zip(slices, rows_cols, negative, strict=True) if neg and int(k) not in seed_slices]
+        return {0: markers} if markers else {}
+
+    # ---- running -------------------------------------------------------------------------
+    def propagate(self):
+        """Start propagation in a worker; returns it (or None with a message when it cannot run)."""
+        owner = self.owner
+        if owner.engine is None or owner.image_layer is None or owner.worker is not None:
+            return None
+        axis = owner._slice_axis()
+        if axis is None or owner.image_layer.rgb:
+            show_info("napari-sammed: propagation needs a 3D volume")
+            return None
+        if owner.target.value is None and owner.last_prediction is None:
+            show_info("napari-sammed: segment an object first (Accept it, or keep its preview)")
+            return None
+        layer = owner.target_layer()
+        seeds = self.seeds(layer, axis)
+        if not seeds:
+            show_info(f"napari-sammed: object {int(owner.object_id.value)} has no voxels and no preview to start from")
+            return None
+        seed_slices = {k for per_slice in seeds.values() for k in per_slice}
+        stops = self.stop_markers(axis, seed_slices)
+        self.propagator = Propagator(owner.volume_embeddings(), self.settings())
+        self.pending = Propagation()
+        steps = self.propagator.steps(seeds, stops)
+
+        @thread_worker(progress={"total": 0, "desc": "Propagating"})
+        def run():
+            yield from steps
+
+        worker = run()
+        worker.yielded.connect(self._on_step)
+        owner._show_preview(None, 0)
+        self.status.value = "running…"
+        return owner._start_worker(worker, "propagation", then=lambda: self._commit(layer, axis, seeds))
+
+    def _on_step(self, step) -> None:
+        if self.pending is None:  # already committed
+            return
+        self.pending.add(step)
+        self.status.value = f"{step.done}/{step.total} slices"
+        preview = self.owner.viewer.layers[PREVIEW]
+        key = [slice(None)] * preview.data.ndim
+        key[self.propagator.embeddings.axis] = step.index
+        plane = preview.data[tuple(key)]
+        for mask in step.masks.values():
+            plane[mask] = 1
+        # Last: refreshing the preview and the progress bar may process Qt events, and with
+        # them the worker's "finished" (which commits), so all bookkeeping is done by now.
+        pbar = getattr(self.owner.worker, "pbar", None)
+        if pbar is not None:
+            pbar.total = step.total
+            pbar.update(step.done - pbar.n)
+        preview.refresh()
+
+    def _commit(self, layer, axis: int, seeds: dict) -> None:
+        """Write everything propagated so far into ``layer`` as one undo step; show the QC."""
+        result = self.pending or Propagation()
+        result.trace, result.ends = self.propagator.trace, self.propagator.ends
+        written = 0
+        overwrite = bool(self.owner.overwrite.value)
+        with layer.block_history():
+            for object_id in sorted(result.masks):
+                for index, mask in sorted(result.masks[object_id].items()):
+                    written += write_mask(layer, mask, axis, index, object_id, overwrite=overwrite)
+        self.owner._show_preview(None, 0)
+        self.last_result, self.pending = result, None
+        n_slices = sum(len(m) for m in result.masks.values())
+        self.status.value = f"{n_slices} slices, {written} voxels written (Ctrl+Z undoes all)"
+        self.plot.show(result.trace, seeds)
+
+    def jump_to(self, index: int) -> None:
+        owner = self.owner
+        axis = owner._slice_axis()
+        if axis is None:
+            return
+        layer = owner.image_layer
+        index = int(np.clip(index, 0, layer.data.shape[axis] - 1))
+        world = layer.data_to_world([index if i == axis else 0 for i in range(layer.ndim)])
+        owner.viewer.dims.set_point(owner.viewer.dims.ndim - layer.ndim + axis, world[axis])

@@ -1,0 +1,33 @@
+"""GUI test fixtures and helpers: a viewer with the real CT sample, slice navigation, workers."""
+
+import numpy as np
+import pytest
+
+from napari_sammed._napari.layers import BOXES
+from napari_sammed._sample_data import sample_ct
+
+
+@pytest.fixture
+def ct_viewer(make_napari_viewer):
+    viewer = make_napari_viewer()
+    for data, kwargs, kind in sample_ct():
+        getattr(viewer, f"add_{kind}")(data, **kwargs)
+    return viewer
+
+
+def go_to_slice(viewer, layer, index):
+    step = list(viewer.dims.current_step)
+    step[0] = index
+    viewer.dims.current_step = tuple(step)
+
+
+def draw_box_around(widget, mask, z):
+    rows, cols = np.nonzero(mask)
+    r0, r1, c0, c1 = rows.min() - 0.5, rows.max() + 0.5, cols.min() - 0.5, cols.max() + 0.5
+    rect = np.array([[z, r0, c0], [z, r0, c1], [z, r1, c1], [z, r1, c0]], float)
+    widget.viewer.layers[BOXES].add_rectangles(rect)
+
+
+def wait_for_worker(qtbot, widget):
+    """Until the dock's job is over *and* its completion handler has run (it clears ``worker``)."""
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
