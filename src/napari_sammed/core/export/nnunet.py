@@ -1,0 +1,102 @@
+"""nnU-Net v2 raw dataset: ``DatasetNNN_Name/{imagesTr,labelsTr}`` + ``dataset.json``.
+
+Images keep the source geometry (NIfTI header or DICOM affine, converted to RAS) and dtype;
+labels are remapped to the consecutive values nnU-Net requires, by class name, so that every
+case of a dataset agrees (``labels`` in dataset.json is that table; the per-case mapping from
+the layer's ids is written to ``napari_sammed_provenance.json``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..qc import save_trace
+from ..volume_files import label_dtype, to_nifti
+from .case import ExportCase
+from .staging import Staging, read_json
+
+FILE_ENDING = ".nii.gz"
+PROVENANCE_JSON = "napari_sammed_provenance.json"
+RGB_CHANNELS = {"0": "R", "1": "G", "2": "B"}
+
+
+def dataset_folder(root: str | Path, dataset_id: int, name: str) -> Path:
+    if not 1 <= int(dataset_id) <= 999:
+        raise ValueError(f"nnU-Net dataset ids have 3 digits (1-999); got {dataset_id}")
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", name or ""):
+        raise ValueError(f"dataset name {name!r}: use letters, digits, '_' or '-'")
+    return Path(root) / f"Dataset{int(dataset_id):03d}_{name}"
+
+
+def label_table(existing: dict, names: list[str]) -> dict[str, int]:
+    """Extend nnU-Net's {name: value} table with new class names, keeping values consecutive."""
+    table = {"background": 0, **{k: int(v) for k, v in existing.items() if k != "background"}}
+    values = sorted(table.values())
+    if values != list(range(len(values))):
+        raise ValueError(f"existing dataset.json labels are not consecutive: {table}")
+    for name in names:
+        if name not in table:
+            table[name] = len(table)
+    return table
+
+
+def export_nnunet(
+    case: ExportCase,
+    root: str | Path,
+    dataset_id: int,
+    dataset_name: str,
+    channel_name: str = "CT",
+    append: bool = False,
+    overwrite: bool = False,
+) -> dict:
+    """Write (or add) ``case`` to ``root/DatasetNNN_Name``; returns a summary with the mapping."""
+    case.validate()
+    folder = dataset_folder(root, dataset_id, dataset_name)
+    info = read_json(folder / "dataset.json", None)
+    if folder.exists() and any(folder.iterdir()):
+        if info is None:
+            raise FileExistsError(f"{folder} exists and has no dataset.json; choose a new dataset id or name")
+        if not append and not overwrite:
+            raise FileExistsError(f"{folder} exists; pass append to add case {case.name!r} (or overwrite)")
+    channels = RGB_CHANNELS if case.rgb else {"0": channel_name}
+    if info is not None and info.get("channel_names") != channels:
+        raise ValueError(f"{folder} has channels {info.get('channel_names')}, this case {channels}")
+    label_file = f"labelsTr/{case.name}{FILE_ENDING}"
+    if (folder / label_file).exists() and not overwrite:
+        raise FileExistsError(f"case {case.name!r} is already in {folder}; pass overwrite to replace it")
+
+    ids = case.label_ids()
+    table = label_table((info or {}).get("labels", {}), [case.name_of(i) for i in ids])
+    mapping = {i: table[case.name_of(i)] for i in ids}
+    lut = np.zeros(int(case.labels.max()) + 1, np.int64)
+    for source, value in mapping.items():
+        lut[source] = value
+    remapped = lut[case.labels]
+    remapped = remapped.astype(label_dtype(remapped))
+
+    with Staging(folder, replace=overwrite) as staging:
+        planes = [case.image[..., c] for c in range(3)] if case.rgb else [case.image]
+        for c, plane in enumerate(planes):
+            to_nifti(plane, case.meta).to_filename(str(staging.path(f"imagesTr/{case.name}_{c:04d}{FILE_ENDING}")))
+        to_nifti(remapped, case.meta, remapped.dtype).to_filename(str(staging.path(label_file)))
+        existing_cases = {p.name[: -len(FILE_ENDING)] for p in (folder / "labelsTr").glob(f"*{FILE_ENDING}")}
+        staging.write_json("dataset.json", {
+            "channel_names": channels,
+            "labels": table,
+            "numTraining": len(existing_cases | {case.name}),
+            "file_ending": FILE_ENDING,
+            "name": dataset_name,
+            "description": "Exported by napari-sammed; label ids of each case are mapped by class name "
+                           f"(see {PROVENANCE_JSON}).",
+        })
+        provenance = read_json(folder / PROVENANCE_JSON, {"cases": {}})
+        provenance["cases"][case.name] = case.provenance({
+            "format": "nnU-Net v2", "label_mapping": {str(k): {"name": case.name_of(k), "nnunet": v} for k, v in mapping.items()}})
+        staging.write_json(PROVENANCE_JSON, provenance)
+        if case.trace:
+            save_trace(case.trace, staging.path(f"qc/{case.name}_qc"))
+        staging.commit()
+    return {"dataset": folder, "labels": table, "mapping": mapping, "numTraining": len(existing_cases | {case.name})}

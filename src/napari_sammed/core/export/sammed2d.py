@@ -1,0 +1,142 @@
+"""SAM-Med2D training format, as in ``shared/data/sammed2d/data_demo`` and the official loader.
+
+``<dataset>/images/<stem>.png`` (8-bit RGB, grey replicated), ``<dataset>/masks/<stem>_<class>_<NNN>.png``
+(one object per file, 0/255), ``image2label_train.json`` ({image: [masks]}, training cases) and
+``label2image_test.json`` ({mask: image}, test cases). JSON paths start with the dataset folder's
+name: they are relative to the folder that *contains* the dataset. A case goes to train or test
+as a whole, by a seeded hash of its name, so appending cases later keeps earlier decisions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ..qc import save_trace
+from ..windowing import apply_window
+from .case import ExportCase
+from .staging import Staging, read_json
+
+TRAIN_JSON, TEST_JSON = "image2label_train.json", "label2image_test.json"
+PROVENANCE_JSON = "napari_sammed_provenance.json"
+
+
+def is_test_case(case: str, seed: int, test_fraction: float) -> bool:
+    """Seeded, order-independent split: the same case always lands on the same side."""
+    digest = hashlib.sha256(f"{seed}:{case}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < test_fraction
+
+
+def _png(path: Path, array: np.ndarray) -> None:
+    from skimage.io import imsave
+
+    imsave(str(path), array, check_contrast=False)
+
+
+def _slices(case: ExportCase, axis: int):
+    """(stem, image slice uint8 RGB, label slice) for every slice of the case."""
+    if case.labels.ndim == 2:
+        image = case.image if case.rgb else apply_window(case.image, case.window)
+        yield case.name, image, case.labels
+        return
+    for k in range(case.labels.shape[axis]):
+        grey = apply_window(np.take(case.image, k, axis=axis), case.window)
+        yield f"{case.name}_{k}", grey, np.take(case.labels, k, axis=axis)
+
+
+def _objects(case: ExportCase, plane: np.ndarray, split_components: bool):
+    """(class name, binary mask) for every object on a slice."""
+    for label in [int(v) for v in np.unique(plane) if v != 0]:
+        mask = plane == label
+        if split_components:
+            parts, n = ndi.label(mask)
+            for i in range(1, n + 1):
+                yield case.name_of(label), parts == i
+        else:
+            yield case.name_of(label), mask
+
+
+def export_sammed2d(
+    case: ExportCase,
+    dataset: str | Path,
+    axis: int = 0,
+    split: str = "auto",
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    all_slices: bool = False,
+    split_components: bool = False,
+    append: bool = False,
+    overwrite: bool = False,
+) -> dict:
+    """Write (or add) ``case`` to the SAM-Med2D dataset folder ``dataset``; returns a summary."""
+    case.validate()
+    if split not in ("auto", "train", "test"):
+        raise ValueError(f"split must be auto, train or test; got {split!r}")
+    dataset = Path(dataset)
+    prefix = dataset.name
+    train = read_json(dataset / TRAIN_JSON, {})
+    test = read_json(dataset / TEST_JSON, {})
+    if dataset.exists() and any(dataset.iterdir()):
+        if not (dataset / TRAIN_JSON).exists() and not (dataset / TEST_JSON).exists():
+            raise FileExistsError(f"{dataset} exists and is not a SAM-Med2D dataset; choose a new folder")
+        if not append and not overwrite:
+            raise FileExistsError(f"{dataset} exists; pass append to add case {case.name!r} (or overwrite)")
+    image_prefix = f"{prefix}/images/{case.name}"
+    existing = [k for k in train if _is_case(k, image_prefix)] + [v for v in test.values() if _is_case(v, image_prefix)]
+    if existing and not overwrite:
+        raise FileExistsError(f"case {case.name!r} is already in {dataset}; pass overwrite to replace it")
+    old_files = set(existing)
+    old_files |= {m for k in existing for m in train.get(k, [])} | {m for m, v in test.items() if v in existing}
+    train = {k: v for k, v in train.items() if k not in old_files}
+    test = {m: v for m, v in test.items() if v not in old_files}
+    to_test = split == "test" or (split == "auto" and is_test_case(case.name, seed, test_fraction))
+
+    written: set[str] = set()
+    with Staging(dataset, replace=overwrite) as staging:
+        images, masks = 0, 0
+        for stem, image, plane in _slices(case, axis):
+            if not plane.any() and not all_slices:
+                continue
+            rgb = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=-1)
+            image_key = f"{prefix}/images/{stem}.png"
+            _png(staging.path(f"images/{stem}.png"), rgb)
+            images += 1
+            written.add(image_key)
+            mask_keys, counters = [], {}
+            for name, mask in _objects(case, plane, split_components):
+                index = counters[name] = counters.get(name, -1) + 1
+                if index > 999:
+                    raise ValueError(f"more than 1000 '{name}' objects on {stem}: the format numbers them with 3 digits")
+                mask_file = f"masks/{stem}_{name}_{index:03d}.png"
+                _png(staging.path(mask_file), (mask * 255).astype(np.uint8))
+                mask_keys.append(f"{prefix}/{mask_file}")
+            masks += len(mask_keys)
+            written.update(mask_keys)
+            if to_test:
+                test.update(dict.fromkeys(mask_keys, image_key))
+            else:
+                train[image_key] = mask_keys
+        staging.write_json(TRAIN_JSON, train)
+        staging.write_json(TEST_JSON, test)
+        provenance = read_json(dataset / PROVENANCE_JSON, {"cases": {}})
+        provenance["cases"][case.name] = case.provenance({"format": "SAM-Med2D", "axis": "zyx"[axis] if case.labels.ndim == 3 else None,
+                                                          "split": "test" if to_test else "train", "seed": seed,
+                                                          "test_fraction": test_fraction})
+        staging.write_json(PROVENANCE_JSON, provenance)
+        if case.trace:
+            save_trace(case.trace, staging.path(f"qc/{case.name}_qc"))
+        staging.commit()
+    for stale in old_files - written:  # an overwritten case's files that the new export did not replace
+        (dataset.parent / stale).unlink(missing_ok=True)
+    return {"dataset": dataset, "images": images, "masks": masks, "split": "test" if to_test else "train"}
+
+
+def _is_case(key: str, image_prefix: str) -> bool:
+    """Whether an image key belongs to the case: ``<prefix>.png`` or ``<prefix>_<slice>.png``."""
+    if not key.startswith(image_prefix):
+        return False
+    rest = key[len(image_prefix):-len(".png")]
+    return rest == "" or (rest.startswith("_") and rest[1:].isdigit())

@@ -1,0 +1,76 @@
+"""Label (and image) stacks with scale metadata: TIFF, zarr, or a folder of 8-bit PNG slices."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ..qc import save_trace
+from ..volume_files import write_tiff
+from .case import ExportCase
+from .staging import Staging
+
+FORMATS = ("tiff", "zarr", "png")
+
+
+def export_stack(case: ExportCase, folder: str | Path, fmt: str = "tiff", include_image: bool = False,
+                 overwrite: bool = False) -> list[Path]:
+    """``<folder>/<case>_labels.tif`` (+ ``_image.tif``), ``<case>.zarr`` or ``<case>_labels/NNNN.png``,
+    with ``<case>_<format>_provenance.json``; all written at once (staged) or not at all."""
+    case.validate()
+    if fmt not in FORMATS:
+        raise ValueError(f"stack format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+    if fmt == "png" and case.labels.max() > 255:
+        raise ValueError(f"labels go up to {int(case.labels.max())}: 8-bit PNG holds 0-255; use tiff or zarr")
+    folder = Path(folder)
+    names = {"tiff": [f"{case.name}_labels.tif"] + ([f"{case.name}_image.tif"] if include_image else []),
+             "zarr": [f"{case.name}.zarr"], "png": [f"{case.name}_labels"]}[fmt]
+    names.append(f"{case.name}_{fmt}_provenance.json")
+    clashes = [n for n in names if (folder / n).exists()]
+    if clashes and not overwrite:
+        raise FileExistsError(f"{folder / clashes[0]} exists; pass overwrite to replace it")
+    with Staging(folder, replace=overwrite) as staging:
+        if fmt == "tiff":
+            write_tiff(staging.path(names[0]), case.labels, case.meta)
+            if include_image:
+                write_tiff(staging.path(names[1]), case.image, case.meta)
+        elif fmt == "zarr":
+            _zarr(staging.path(names[0]), case, include_image)
+        else:
+            _png_slices(staging, names[0], case.labels)
+        (staging.path(names[-1])).write_text(json.dumps(case.provenance({"format": fmt}), indent=2))
+        if case.trace:
+            save_trace(case.trace, staging.path(f"{case.name}_qc"))
+        if overwrite:
+            for name in clashes:  # directories are not replaced by os.replace: clear them first
+                if (folder / name).is_dir():
+                    shutil.rmtree(folder / name)
+        staging.commit()
+    return [folder / n for n in names]
+
+
+def _zarr(path: Path, case: ExportCase, include_image: bool) -> None:
+    import zarr
+
+    group = zarr.open_group(str(path), mode="w", zarr_format=3)
+    attrs = {"spacing": [float(s) for s in (case.meta.get("spacing") or [1.0] * case.labels.ndim)]}
+    if case.meta.get("affine") is not None:
+        attrs["affine"] = np.asarray(case.meta["affine"], float).tolist()
+    arrays = {"labels": case.labels} | ({"image": case.image} if include_image else {})
+    for name, data in arrays.items():
+        chunks = (1, *data.shape[1:]) if data.ndim == 3 else data.shape
+        stored = group.create_array(name, shape=data.shape, dtype=data.dtype, chunks=chunks)
+        stored[...] = data
+        stored.attrs.update(attrs)
+    group.attrs.update(attrs)
+
+
+def _png_slices(staging: Staging, name: str, labels: np.ndarray) -> None:
+    from skimage.io import imsave
+
+    planes = labels[None] if labels.ndim == 2 else labels
+    for k, plane in enumerate(planes):
+        imsave(str(staging.path(f"{name}/{k:04d}.png")), plane.astype(np.uint8), check_contrast=False)
