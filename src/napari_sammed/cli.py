@@ -213,7 +213,108 @@ def _register_propagate(sub) -> None:
     p.set_defaults(func=cmd_propagate)
 
 
-_EXTRA_COMMANDS: list = [_register_demo, _register_samaug, _register_propagate]
+def _class_names(text: str | None) -> dict[int, str]:
+    from pathlib import Path
+
+    from .core.export.case import parse_class_names
+
+    if text and text.lower().endswith(".json") and Path(text).is_file():
+        return {int(k): str(v) for k, v in json.loads(Path(text).read_text()).items()}
+    return parse_class_names(text)
+
+
+def cmd_export(args) -> int:
+    from pathlib import Path
+
+    from .core.export import ExportCase, export_nnunet, export_sammed2d, export_stack
+    from .core.io import read_volume
+    from .core.qc import trace_from_csv
+    from .core.volume import axis_index
+    from .core.windowing import resolve_window
+
+    image, labels = read_volume(args.image), read_volume(args.labels)
+    trace = trace_from_csv(Path(args.qc).read_text()) if args.qc else None
+    name = args.case or Path(args.image).name.split(".")[0]
+    window = resolve_window(image.data, parse_window(args.window)) if image.data.ndim == 3 or image.data.dtype.kind != "u" else None
+    case = ExportCase(name, image.data, labels.data, image.layer_metadata(), _class_names(args.class_names), window,
+                      trace=trace, sources=[str(args.image), str(args.labels)])
+    if args.format == "sammed2d":
+        report = export_sammed2d(case, args.output, axis_index(args.axis), args.split, args.seed, args.test_fraction,
+                                 args.all_slices, args.split_components, args.append, args.overwrite)
+        print(f"{report['dataset']}: case {name} -> {report['split']}, {report['images']} images, {report['masks']} masks")
+    elif args.format == "nnunet":
+        report = export_nnunet(case, args.output, args.dataset_id, args.dataset_name, args.channel, args.append, args.overwrite)
+        print(f"{report['dataset']}: case {name}, {report['numTraining']} training cases; labels {report['labels']}")
+        print("label mapping (layer id -> nnU-Net value): " + ", ".join(f"{k}->{v}" for k, v in report["mapping"].items()))
+    else:
+        paths = export_stack(case, args.output, args.format, args.include_image, args.overwrite)
+        print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _register_export(sub) -> None:
+    p = sub.add_parser("export", help="export an image + labels as training data (SAM-Med2D, nnU-Net v2, stacks)",
+                       description="IMAGE and LABELS: NIfTI/TIFF/zarr/DICOM (or PNG for 2D) of the same shape. "
+                                   "OUTPUT: the SAM-Med2D dataset folder, the nnU-Net raw folder that holds "
+                                   "DatasetNNN_Name, or the folder for stacks.")
+    p.add_argument("image")
+    p.add_argument("labels")
+    p.add_argument("output")
+    p.add_argument("--format", required=True, choices=["sammed2d", "nnunet", "tiff", "zarr", "png"])
+    p.add_argument("--case", default=None, help="case name (default: the image file's name)")
+    p.add_argument("--class-names", default=None, help="'1=spleen,5=liver' or a JSON file {id: name}")
+    p.add_argument("--axis", default="z", choices=["z", "y", "x"], help="slice axis for SAM-Med2D")
+    p.add_argument("--split", default="auto", choices=["auto", "train", "test"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--test-fraction", type=float, default=0.2)
+    p.add_argument("--all-slices", action="store_true", help="also slices without labels (SAM-Med2D)")
+    p.add_argument("--split-components", action="store_true", help="one mask file per connected part")
+    p.add_argument("--dataset-id", type=int, default=1)
+    p.add_argument("--dataset-name", default="Annotations")
+    p.add_argument("--channel", default="CT", help="nnU-Net channel name (CT, MR, ...)")
+    p.add_argument("--include-image", action="store_true", help="stacks: write the image too")
+    p.add_argument("--qc", default=None, help="a propagation QC trace (.csv) to keep with the export")
+    p.add_argument("--append", action="store_true", help="add this case to an existing dataset")
+    p.add_argument("--overwrite", action="store_true", help="replace this case if it is already there")
+    _add_window_args(p)
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_evaluate(args) -> int:
+    from .core.evaluate import evaluate, format_table, to_csv
+
+    engine = _engine(args)
+    modes = tuple(m.strip() for m in args.prompts.split(",") if m.strip())
+    progress = _Progress("evaluating")
+    try:
+        scores = evaluate(args.dataset, engine, modes, args.seed, progress)
+    finally:
+        progress.close()
+    label = engine.model.label if engine.is_classical else f"{engine.kind} sha256 {engine.describe()['checkpoint_sha256'][:12]}"
+    print(format_table(scores, f"Dice (%) on {args.dataset}, {len(scores) // max(len(modes), 1)} masks, "
+                               f"seed {args.seed} - {label}"))
+    csv_text = to_csv(scores)
+    if args.csv:
+        from pathlib import Path
+
+        Path(args.csv).write_text(csv_text)
+        print(f"CSV: {args.csv}")
+    else:
+        print("\n" + csv_text, end="")
+    return 0
+
+
+def _register_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="SAM-Med2D test protocol (bbox, 1/3/5 points) on a dataset in its format")
+    p.add_argument("dataset", help="folder with label2image_test.json (e.g. data_demo)")
+    p.add_argument("--prompts", default="bbox,1pt,3pt,5pt")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--csv", default=None, help="write the CSV here instead of printing it")
+    _add_model_args(p)
+    p.set_defaults(func=cmd_evaluate)
+
+
+_EXTRA_COMMANDS: list = [_register_demo, _register_samaug, _register_propagate, _register_export, _register_evaluate]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -64,24 +64,40 @@ class ClassicalModel:
         positives, negatives = _split_points(points, labels)
         region = np.ones((h, w), bool) if box is None else _box_mask(box, (h, w))
         previous = _previous_mask(mask_input, (h, w))
-        seed = _seed(previous, positives, (h, w)) & region
-        if seed.any():
-            centre, spread = _robust_stats(smooth[seed])
+        # Clicks say more than a previous mask that may be wrong: refine from the clicks.
+        seed = _seed(None if len(positives) else previous, positives, (h, w)) & region
+        if len(positives):
+            # The first click (with the previous mask when a box bounds it) sets the tissue;
+            # later clicks, often on a rim where tissues mix, only add their own pixel's value.
+            first = _seed(previous if box is not None else None, positives[:1], (h, w)) & region
+            models = [_robust_stats(smooth[first])]
+            models += [_robust_stats(smooth[_seed(None, [p], (h, w), radius=1)]) for p in positives[1:]]
+        elif seed.any():
+            models = [_robust_stats(smooth[seed])]
         elif box is not None:
             # A box alone: the object is the dominant tissue of its tight box (SAM's premise),
             # so take the intensity mode inside the box rather than its centre, which misses
             # curved organs such as the liver.
-            centre, spread = _dominant_mode(smooth[region])
+            models = [_dominant_mode(smooth[region])]
         else:
             return np.full((h, w), -8.0, np.float32), 0.0
-        tol = max(self.tolerance * spread, self.min_tolerance)
-        candidate = (np.abs(smooth - centre) <= tol) & region
+        models = [(c, max(self.tolerance * spread, self.min_tolerance)) for c, spread in models]
+        # Later clicks may not widen the first one's range.
+        models = [(c, min(t, models[0][1])) for c, t in models]
+        centre, tol = models[0]
+        candidate = np.zeros((h, w), bool)
+        for c, t in models:
+            candidate |= np.abs(smooth - c) <= t
+        candidate &= region
         candidate = ndi.binary_opening(candidate, iterations=1)
         if self.reach and previous is not None and previous.any():
             # A mask prompt says where the object was a moment ago (the previous slice): it
             # moves by a few pixels, it does not jump into the neighbouring organ.
             candidate &= ndi.binary_dilation(previous, iterations=self.reach)
-        for x, y in negatives:  # a negative click removes the part it lands on
+        if len(negatives) and len(positives):
+            # Split between the clicks: pixels nearer a negative than any positive click go.
+            candidate &= _nearest_click_is_positive(positives, negatives, (h, w))
+        for x, y in negatives if not len(positives) else ():  # no positives: drop the part it hits
             xi, yi = int(np.clip(x, 0, w - 1)), int(np.clip(y, 0, h - 1))
             if candidate[yi, xi]:
                 lab, _ = ndi.label(candidate)
@@ -137,6 +153,15 @@ def _dominant_mode(values: np.ndarray) -> tuple[float, float]:
     return _robust_stats(near) if near.size else (peak, 0.0)
 
 
+def _nearest_click_is_positive(positives, negatives, shape) -> np.ndarray:
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+
+    def nearest(points):
+        return np.min([(xx - x) ** 2 + (yy - y) ** 2 for x, y in points], axis=0)
+
+    return nearest(positives) <= nearest(negatives)
+
+
 def _previous_mask(mask_input, shape) -> np.ndarray | None:
     if mask_input is None:
         return None
@@ -145,7 +170,7 @@ def _previous_mask(mask_input, shape) -> np.ndarray | None:
     return up[0, 0].numpy() > 0
 
 
-def _seed(previous, positives, shape) -> np.ndarray:
+def _seed(previous, positives, shape, radius: float = 3.0) -> np.ndarray:
     h, w = shape
     seed = np.zeros(shape, bool)
     if previous is not None:
@@ -153,5 +178,5 @@ def _seed(previous, positives, shape) -> np.ndarray:
         seed |= eroded if eroded.sum() >= 16 else previous
     yy, xx = np.mgrid[0:h, 0:w]
     for x, y in positives:
-        seed |= (xx - x) ** 2 + (yy - y) ** 2 <= 9
+        seed |= (xx - x) ** 2 + (yy - y) ** 2 <= radius**2
     return seed

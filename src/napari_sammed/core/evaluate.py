@@ -1,0 +1,211 @@
+"""SAM-Med2D's official test protocol on a dataset in its format (``label2image_test.json``).
+
+Per test mask, in the model's 256 x 256 frame: an image smaller than 256 on both sides is
+zero-padded to 256 (centred), any other is nearest-resized to 256. ``bbox``: the box of the
+mask's largest connected component, one decoder call. ``Npt``: one positive point drawn
+uniformly from the mask, then N - 1 rounds that each add a point drawn uniformly from the error
+region (positive where the object was missed, negative where the prediction spilled over),
+sending all points so far with the previous low-res logits as mask prompt. Logits go back to
+the original size (crop the pad, or bilinear resize) and Dice (logit > 0) is computed there.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from skimage.measure import label as connected_components
+from skimage.measure import regionprops
+
+from .engine import Prediction, SliceEngine, nearest_indices
+
+FRAME = 256
+PROMPT_MODES = ("bbox", "1pt", "3pt", "5pt")
+
+
+@dataclass
+class TestMask:
+    mask: Path
+    image: Path
+    class_name: str
+
+
+@dataclass
+class MaskScore:
+    mask: str
+    class_name: str
+    mode: str
+    dice: float
+
+
+def read_test_set(dataset: str | Path) -> list[TestMask]:
+    """Entries of ``label2image_test.json``; paths are relative to the dataset folder's parent."""
+    dataset = Path(dataset)
+    index = dataset / "label2image_test.json"
+    if not index.is_file():
+        raise ValueError(f"{dataset} has no label2image_test.json: not a SAM-Med2D test set")
+    try:
+        pairs = json.loads(index.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{index}: {error}") from None
+    items = []
+    for mask, image in pairs.items():
+        mask_path, image_path = dataset.parent / mask, dataset.parent / image
+        for p in (mask_path, image_path):
+            if not p.is_file():
+                raise ValueError(f"{index} lists {p.relative_to(dataset.parent)}, which does not exist")
+        stem = image_path.stem
+        name = mask_path.stem
+        class_name = name[len(stem) + 1 : -4] if name.startswith(stem + "_") and len(name) > len(stem) + 5 else name
+        items.append(TestMask(mask_path, image_path, class_name))
+    if not items:
+        raise ValueError(f"{index} lists no masks")
+    return items
+
+
+def _load(item: TestMask) -> tuple[np.ndarray, np.ndarray]:
+    from PIL import Image
+
+    image = np.asarray(Image.open(item.image).convert("RGB"))
+    mask = np.asarray(Image.open(item.mask).convert("L")) > 127
+    if image.shape[:2] != mask.shape:
+        raise ValueError(f"{item.mask.name} is {mask.shape}, its image {image.shape[:2]}")
+    return image, mask
+
+
+class Frame:
+    """Padding or nearest resizing into the 256 frame, and the way back for logits."""
+
+    def __init__(self, height: int, width: int, size: int = FRAME) -> None:
+        self.height, self.width, self.size = height, width, size
+        self.pad = height < size and width < size
+        self.top, self.left = (size - height) // 2, (size - width) // 2
+
+    def forward(self, array: np.ndarray) -> np.ndarray:
+        if self.pad:
+            out = np.zeros((self.size, self.size, *array.shape[2:]), array.dtype)
+            out[self.top : self.top + self.height, self.left : self.left + self.width] = array
+            return out
+        rows, cols = nearest_indices(self.height, self.size), nearest_indices(self.width, self.size)
+        return array[rows][:, cols]
+
+    def back(self, logits: np.ndarray) -> np.ndarray:
+        if self.pad:
+            return logits[self.top : self.top + self.height, self.left : self.left + self.width]
+        x = torch.from_numpy(np.ascontiguousarray(logits, np.float32))[None, None]
+        return F.interpolate(x, (self.height, self.width), mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
+def largest_component_box(mask: np.ndarray) -> np.ndarray:
+    """(x0, y0, x1, y1) of the largest connected component, as skimage's regionprops gives it."""
+    regions = regionprops(connected_components(mask.astype(np.uint8)))
+    biggest = max(regions, key=lambda r: r.area)
+    y0, x0, y1, x1 = biggest.bbox
+    return np.array([x0, y0, x1, y1], float)
+
+
+def _pick(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One (x, y) drawn uniformly from (row, col) pixel indices."""
+    row, col = pixels[rng.integers(len(pixels))]
+    return np.array([col, row], float)
+
+
+def predict_mode(engine: SliceEngine, embedding, truth: np.ndarray, mode: str, rng: np.random.Generator) -> Prediction:
+    """Run one prompt mode on one mask in the frame; returns the final prediction."""
+    size = truth.shape
+    if mode == "bbox":
+        return engine.predict(embedding, size, box=largest_component_box(truth))
+    rounds = int(mode.removesuffix("pt"))
+    points = [_pick(np.argwhere(truth), rng)]
+    labels = [1]
+    prediction = engine.predict(embedding, size, np.array(points), np.array(labels))
+    for _ in range(rounds - 1):
+        errors = np.argwhere(prediction.mask != truth)
+        if not len(errors):
+            break
+        point = _pick(errors, rng)
+        points.append(point)
+        labels.append(int(truth[int(point[1]), int(point[0])]))
+        prediction = engine.predict(embedding, size, np.array(points), np.array(labels),
+                                    mask_input=engine.mask_prompt(prediction.low_res_logits))
+    return prediction
+
+
+def dice_score(prediction: np.ndarray, truth: np.ndarray) -> float:
+    total = prediction.sum() + truth.sum()
+    return 1.0 if total == 0 else 2.0 * float((prediction & truth).sum()) / float(total)
+
+
+def evaluate(
+    dataset: str | Path,
+    engine: SliceEngine,
+    modes: tuple[str, ...] = PROMPT_MODES,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[MaskScore]:
+    """Dice of every test mask under every prompt mode (reproducible for a given seed)."""
+    for mode in modes:
+        if mode != "bbox" and not (mode.endswith("pt") and mode[:-2].isdigit() and int(mode[:-2]) >= 1):
+            raise ValueError(f"unknown prompt mode {mode!r}; use bbox or Npt such as 1pt, 3pt, 5pt")
+    items = read_test_set(dataset)
+    scores: list[MaskScore] = []
+    embedded: dict[Path, object] = {}
+    for n, item in enumerate(items):
+        image, truth = _load(item)
+        frame = Frame(*truth.shape)
+        if item.image not in embedded:
+            embedded = {item.image: engine.embed(frame.forward(image)[None])[0]}  # one RGB image at a time
+        framed_truth = frame.forward(truth)
+        for mode in modes:
+            if not framed_truth.any():
+                continue
+            rng = np.random.default_rng([seed, n, PROMPT_MODES.index(mode) if mode in PROMPT_MODES else len(mode)])
+            prediction = predict_mode(engine, embedded[item.image], framed_truth, mode, rng)
+            logits = frame.back(prediction.logits)
+            scores.append(MaskScore(item.mask.name, item.class_name, mode, dice_score(logits > 0, truth)))
+        if progress is not None:
+            progress(n + 1, len(items))
+    return scores
+
+
+def summarise(scores: list[MaskScore]) -> tuple[list[str], dict[str, dict[str, tuple[int, float]]]]:
+    """-> (modes, {class or "overall": {mode: (n, mean Dice)}})."""
+    modes = list(dict.fromkeys(s.mode for s in scores))
+    table: dict[str, dict[str, list[float]]] = {}
+    for s in scores:
+        for key in (s.class_name, "overall"):
+            table.setdefault(key, {}).setdefault(s.mode, []).append(s.dice)
+    ordered = sorted(k for k in table if k != "overall") + ["overall"]
+    return modes, {k: {m: (len(v), float(np.mean(v))) for m, v in table[k].items()} for k in ordered}
+
+
+def format_table(scores: list[MaskScore], title: str = "") -> str:
+    modes, table = summarise(scores)
+    width = max(len(k) for k in table) + 2
+    lines = [title] if title else []
+    lines.append(f"{'class':<{width}}{'n':>4}" + "".join(f"{m:>8}" for m in modes))
+    for key, row in table.items():
+        if key == "overall":
+            lines.append("-" * (width + 4 + 8 * len(modes)))
+        n = next(iter(row.values()))[0]
+        lines.append(f"{key:<{width}}{n:>4}" + "".join(f"{100 * row[m][1]:>8.2f}" if m in row else f"{'':>8}" for m in modes))
+    return "\n".join(lines)
+
+
+def to_csv(scores: list[MaskScore]) -> str:
+    """Mean Dice (0-100) per class and prompt mode, plus ``overall``."""
+    modes, table = summarise(scores)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["class", "n", *modes])
+    for key, row in table.items():
+        n = next(iter(row.values()))[0]
+        writer.writerow([key, n, *(f"{100 * row[m][1]:.2f}" if m in row else "" for m in modes)])
+    return out.getvalue()

@@ -1,0 +1,125 @@
+"""``evaluate``: SAM-Med2D's test protocol on shared/data/sammed2d/data_demo, and its pieces."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from napari_sammed.cli import main
+from napari_sammed.core import evaluate as ev
+from napari_sammed.core.api import load_model
+from napari_sammed.core.engine import SliceEngine
+from tests.conftest import DATA_DEMO
+
+DEMO_CLASSES = {"aorta", "colon", "femur_right", "gluteus_maximus_left", "gluteus_maximus_right", "hip_left",
+                "hip_right", "inferior_vena_cava", "liver"}
+
+
+def test_reads_the_demo_test_set():
+    items = ev.read_test_set(DATA_DEMO)
+    assert len(items) == 11
+    assert {item.class_name for item in items} == DEMO_CLASSES
+    assert all(item.image.is_file() and item.mask.is_file() for item in items)
+
+
+def test_frame_pads_small_images_and_resizes_others():
+    small = ev.Frame(155, 225)
+    assert small.pad and (small.top, small.left) == (50, 15)
+    image = np.arange(155 * 225, dtype=np.float32).reshape(155, 225)
+    framed = small.forward(image)
+    assert framed.shape == (256, 256) and framed[:50].sum() == 0
+    np.testing.assert_array_equal(small.back(framed), image)  # crop undoes the pad exactly
+    big = ev.Frame(181, 258)  # one side >= 256: nearest resize, bilinear back
+    assert not big.pad
+    assert big.forward(np.ones((181, 258, 3), np.uint8)).shape == (256, 256, 3)
+    assert big.back(np.zeros((256, 256), np.float32)).shape == (181, 258)
+
+
+def test_box_of_the_largest_component():
+    mask = np.zeros((40, 40), bool)
+    mask[2:5, 2:5] = True  # small part
+    mask[10:30, 12:20] = True  # large part
+    np.testing.assert_array_equal(ev.largest_component_box(mask), [12, 10, 20, 30])
+
+
+class Spy:
+    """Records the prompts each decoder call gets, answering with an empty mask."""
+
+    def __init__(self, engine):
+        self.engine, self.calls = engine, []
+
+    def predict(self, embedding, size, points=None, point_labels=None, box=None, mask_input=None):
+        self.calls.append((None if points is None else np.array(points), point_labels, box, mask_input))
+        return self.engine.predict(embedding, size, points, point_labels, box, mask_input)
+
+    def mask_prompt(self, low):
+        return self.engine.mask_prompt(low)
+
+
+def test_point_rounds_follow_the_protocol():
+    engine = SliceEngine(load_model(None))
+    image = np.zeros((64, 64), np.uint8)
+    image[20:40, 20:40] = 200
+    truth = np.zeros((64, 64), bool)
+    truth[20:40, 20:30] = True  # only the left half of the bright square: the engine spills right
+    spy = Spy(engine)
+    ev.predict_mode(spy, engine.embed(image)[0], truth, "5pt", np.random.default_rng(0))
+    assert 2 <= len(spy.calls) <= 5
+    first_points, first_labels, box, mask_input = spy.calls[0]
+    assert box is None and mask_input is None and list(first_labels) == [1]
+    x, y = first_points[0]
+    assert truth[int(y), int(x)]  # the first click is on the object
+    for round_index, (points, labels, box, mask_input) in enumerate(spy.calls[1:], start=2):
+        assert len(points) == round_index and box is None and mask_input is not None
+        x, y = points[-1]
+        assert labels[-1] == int(truth[int(y), int(x)])  # positive where missed, negative where spilled
+    bbox = Spy(engine)
+    ev.predict_mode(bbox, engine.embed(image)[0], truth, "bbox", np.random.default_rng(0))
+    assert len(bbox.calls) == 1 and list(bbox.calls[0][2]) == [20, 20, 30, 40]
+
+
+def test_cli_prints_table_and_csv_on_data_demo(capsys):
+    assert main(["evaluate", str(DATA_DEMO), "--seed", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "weight-free classical segmenter" in out and "11 masks" in out
+    table, csv_text = out.split("\n\n", 1)
+    rows = {r["class"]: r for r in csv.DictReader(io.StringIO(csv_text))}
+    assert set(rows) == DEMO_CLASSES | {"overall"}
+    assert rows["overall"]["n"] == "11" and rows["hip_left"]["n"] == "2"
+    overall = {mode: float(rows["overall"][mode]) for mode in ("bbox", "1pt", "3pt", "5pt")}
+    # weight-free, measured: bbox 76.53; the point modes depend on where clicks land (~45-60)
+    assert overall["bbox"] >= 70.0
+    assert all(0.0 < v <= 100.0 for v in overall.values())
+    for cls in DEMO_CLASSES:
+        assert cls in table
+    assert main(["evaluate", str(DATA_DEMO), "--seed", "0"]) == 0
+    assert capsys.readouterr().out == out  # seeded: the same numbers again
+
+
+def test_cli_with_a_sam_med2d_checkpoint_and_csv_file(tmp_path, small_checkpoint, capsys):
+    out_csv = tmp_path / "scores.csv"
+    assert main(["evaluate", str(DATA_DEMO), "--checkpoint", str(small_checkpoint), "--device", "cpu",
+                 "--prompts", "bbox,3pt", "--csv", str(out_csv)]) == 0
+    printed = capsys.readouterr().out
+    assert "sam-med2d sha256" in printed
+    rows = list(csv.DictReader(io.StringIO(out_csv.read_text())))
+    assert rows[-1]["class"] == "overall" and set(rows[0]) == {"class", "n", "bbox", "3pt"}
+
+
+def test_bad_datasets(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "label2image_test.json" in capsys.readouterr().err
+    demo = tmp_path / "data_demo"
+    shutil.copytree(DATA_DEMO, demo)
+    pairs = json.loads((demo / "label2image_test.json").read_text())
+    pairs["data_demo/masks/missing_liver_000.png"] = "data_demo/images/missing.png"
+    (demo / "label2image_test.json").write_text(json.dumps(pairs))
+    assert main(["evaluate", str(demo)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="prompt mode"):
+        ev.evaluate(DATA_DEMO, SliceEngine(load_model(None)), ("lasso",))
