@@ -9,6 +9,8 @@ runs and are written into the labels layer at the end - or at Cancel - as one un
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, PushButton
 from napari.qt.threading import thread_worker
@@ -19,6 +21,16 @@ from .layers import POINTS, PREVIEW, in_plane, slice_index_of, write_mask
 from .qc_plot import QCPlot
 
 CURRENT, ALL = "current object", "all objects"
+
+
+def record_provenance(layer, owner, trace=None) -> None:
+    """What made this layer's labels, for exports: the engine, the window and any QC trace."""
+    made_by = layer.metadata.setdefault("napari_sammed", {})
+    made_by["engine"] = owner.engine.describe()
+    window = owner.embeddings.window if owner.embeddings is not None else None
+    made_by["window"] = None if window is None else window.as_dict()
+    if trace is not None:
+        made_by["trace"] = [asdict(row) for row in trace]
 
 
 class PropagatePanel(Container):
@@ -136,6 +148,7 @@ class PropagatePanel(Container):
                     written += write_mask(layer, mask, axis, index, object_id, overwrite=overwrite)
         self.owner._show_preview(None, 0)
         self.last_result, self.pending = result, None
+        record_provenance(layer, self.owner, result.trace)
         n_slices = sum(len(m) for m in result.masks.values())
         self.status.value = f"{n_slices} slices, {written} voxels written (Ctrl+Z undoes all)"
         self.plot.show(result.trace, seeds)

@@ -16,7 +16,7 @@ from ..core.engine import SliceEngine
 from ..core.volume import VolumeEmbeddings
 from ..core.windowing import CT_PRESETS, PERCENTILE_PRESET, Window, resolve_window
 from .layers import BOXES, POINTS, PREVIEW, prompt_for_slice, slice_key, write_mask
-from .propagate_panel import PropagatePanel
+from .propagate_panel import PropagatePanel, record_provenance
 from .settings import cache_dir, load_settings, save_settings
 
 FOLLOW = "follow contrast limits"
@@ -325,6 +325,7 @@ class SegmentWidget(Container):
         layer = self.target_layer()
         written = write_mask(layer, self.last_prediction.mask, self._slice_axis(), self.current_index(),
                              int(self.object_id.value), overwrite=self.overwrite.value)
+        record_provenance(layer, self)
         self.clear_prompts()
         return written
 

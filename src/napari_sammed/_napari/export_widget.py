@@ -1,0 +1,176 @@
+"""Export dock: an image layer + a labels layer -> SAM-Med2D, nnU-Net v2 or stacks, in a worker.
+
+The image layer's ``metadata`` carries the source geometry (set by our reader and sample data);
+the labels layer's ``metadata["napari_sammed"]`` carries what made it (engine, window, QC trace),
+recorded by the segment dock, so provenance travels with the layers.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    PushButton,
+    SpinBox,
+)
+from napari.layers import Image, Labels
+from napari.qt.threading import thread_worker
+from napari.utils.notifications import show_error, show_info
+
+from ..core.export import ExportCase, export_nnunet, export_sammed2d, export_stack
+from ..core.export.case import parse_class_names
+from ..core.qc import TraceRow
+from ..core.windowing import Window
+from .layers import PREVIEW
+
+FORMATS = {"SAM-Med2D": "sammed2d", "nnU-Net v2": "nnunet", "TIFF stack": "tiff", "zarr stack": "zarr",
+           "PNG slices": "png"}
+
+
+def layer_class_names(layer: Labels) -> dict[int, str]:
+    """Names from ``metadata["class_names"]`` or a features table with index + name/class."""
+    names = {int(k): str(v) for k, v in (layer.metadata.get("class_names") or {}).items()}
+    features = getattr(layer, "features", None)
+    if features is not None and "index" in features:
+        for column in ("name", "class", "class_name"):
+            if column in features:
+                names.update({int(i): str(n) for i, n in zip(features["index"], features[column], strict=True)})
+    return names
+
+
+class ExportWidget(Container):
+    def __init__(self, viewer) -> None:
+        super().__init__(labels=True)
+        self.viewer = viewer
+        self.worker = None
+        self.last_report = None
+        self.image = ComboBox(label="image", choices=self._image_choices)
+        self.labels_layer = ComboBox(label="labels layer", choices=self._labels_choices)
+        self.format = ComboBox(label="format", choices=list(FORMATS), value="SAM-Med2D")
+        self.folder = FileEdit(label="folder", mode="d", value="")
+        self.case = LineEdit(label="case name", value="")
+        self.class_names = LineEdit(label="class names", value="")
+        self.axis = ComboBox(label="slice axis", choices=["z", "y", "x"], value="z")
+        self.split = ComboBox(label="split", choices=["auto", "train", "test"], value="auto")
+        self.seed = SpinBox(label="split seed", min=0, max=2**31 - 1, value=0)
+        self.test_fraction = FloatSpinBox(label="test fraction", min=0.0, max=1.0, step=0.05, value=0.2)
+        self.dataset_id = SpinBox(label="nnU-Net dataset id", min=1, max=999, value=1)
+        self.dataset_name = LineEdit(label="nnU-Net dataset name", value="Annotations")
+        self.channel = LineEdit(label="nnU-Net channel", value="CT")
+        self.append_case = CheckBox(text="add to an existing dataset", value=False)
+        self.overwrite = CheckBox(text="replace this case if present", value=False)
+        self.button = PushButton(text="Export")
+        self.status = Label(label="status", value="–")
+        self.extend([self.image, self.labels_layer, self.format, self.folder, self.case, self.class_names, self.axis,
+                     self.split, self.seed, self.test_fraction, self.dataset_id, self.dataset_name, self.channel,
+                     self.append_case, self.overwrite, self.button, self.status])
+        self.button.changed.connect(lambda: self.export())
+        self.image.changed.connect(self._suggest_case)
+        self.labels_layer.changed.connect(self._suggest_names)
+        self.viewer.layers.events.inserted.connect(self._refresh)
+        self.viewer.layers.events.removed.connect(self._refresh)
+        self._suggest_case()
+        self._suggest_names()
+
+    def _image_choices(self, _widget=None):
+        return [layer for layer in self.viewer.layers if isinstance(layer, Image)]
+
+    def _labels_choices(self, _widget=None):
+        return [layer for layer in self.viewer.layers if isinstance(layer, Labels) and layer.name != PREVIEW]
+
+    def _refresh(self, _event=None) -> None:
+        self.image.reset_choices()
+        self.labels_layer.reset_choices()
+
+    def _suggest_case(self, _event=None) -> None:
+        if self.image.value is not None:
+            self.case.value = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.image.value.name).strip("_.") or "case"
+
+    def _suggest_names(self, _event=None) -> None:
+        layer = self.labels_layer.value
+        if layer is not None:
+            names = layer_class_names(layer)
+            self.class_names.value = ", ".join(f"{k}={v}" for k, v in sorted(names.items()))
+
+    def build_case(self) -> ExportCase:
+        image, labels = self.image.value, self.labels_layer.value
+        if image is None or labels is None:
+            raise ValueError("choose an image layer and a labels layer")
+        data = np.asarray(image.data)
+        window = None
+        if not image.rgb and not (data.dtype == np.uint8 and tuple(image.contrast_limits) == (0, 255)):
+            window = Window(*(float(v) for v in image.contrast_limits))  # what the annotator saw
+        made_by = labels.metadata.get("napari_sammed", {})
+        trace = [TraceRow(**row) for row in made_by.get("trace", [])] or None
+        geometry = dict(image.metadata)
+        geometry.setdefault("spacing", [float(s) for s in image.scale[: data.ndim - int(image.rgb)]])
+        sources = [s for s in (image.metadata.get("source"), labels.metadata.get("source")) if s]
+        return ExportCase(self.case.value.strip(), data, np.asarray(labels.data), geometry,
+                          parse_class_names(self.class_names.value), window, made_by.get("engine"), trace, sources)
+
+    def run(self, case: ExportCase) -> dict:
+        """The export itself (Qt-free; runs in the worker)."""
+        folder = str(self.folder.value or "")
+        if folder in ("", "."):
+            raise ValueError("choose a target folder")
+        fmt = FORMATS[self.format.value]
+        append, overwrite = bool(self.append_case.value), bool(self.overwrite.value)
+        if fmt == "sammed2d":
+            return export_sammed2d(case, folder, "zyx".index(self.axis.value), self.split.value, int(self.seed.value),
+                                   float(self.test_fraction.value), append=append, overwrite=overwrite)
+        if fmt == "nnunet":
+            return export_nnunet(case, folder, int(self.dataset_id.value), self.dataset_name.value.strip(),
+                                 self.channel.value.strip() or "CT", append, overwrite)
+        return {"files": export_stack(case, folder, fmt, include_image=True, overwrite=overwrite)}
+
+    def export(self):
+        if self.worker is not None:
+            return self.worker
+        try:
+            case = self.build_case()
+            case.validate()
+        except ValueError as error:
+            return self._failed(error)
+
+        @thread_worker(progress={"total": 0, "desc": "Exporting"})
+        def work():
+            try:
+                return self.run(case)
+            except (ValueError, OSError) as error:  # bad input / existing data: a message, not a crash
+                return {"error": error}
+
+        worker = work()
+        self.worker = worker
+        self.button.enabled = False
+        self.status.value = "exporting…"
+        worker.returned.connect(self._done)
+        worker.errored.connect(self._failed)
+        worker.finished.connect(self._finished)
+        worker.start()
+        return worker
+
+    def _done(self, report: dict) -> None:
+        self.last_report = report
+        if "error" in report:
+            self._failed(report["error"])
+            return
+        target = report.get("dataset") or Path(report["files"][0]).parent
+        self.status.value = f"exported to {target}"
+        show_info(f"napari-sammed: exported {self.case.value} to {target}")
+
+    def _failed(self, error) -> None:
+        self.status.value = f"not exported: {error}"
+        show_error(f"napari-sammed: export failed: {error}")
+
+    def _finished(self) -> None:
+        self.worker = None
+        self.button.enabled = True
