@@ -1,5 +1,6 @@
 """Regenerate docs/screenshot.png from the real widget (run under Xvfb: xvfb-run python ...)."""
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ from napari_sammed._napari.demo import open_demo
 from napari_sammed._napari.segment_widget import BOXES
 
 viewer, widget = open_demo()
-viewer.window._qt_window.resize(1400, 850)
+viewer.window._qt_window.resize(1500, 1150)
 ref = viewer.layers["CT reference labels"].data
 z = 15
 rows, cols = np.nonzero(ref[z] == 5)
@@ -26,14 +27,20 @@ for _ in range(50):
     QApplication.processEvents()
     if widget.last_prediction is not None:
         break
-    import time
     time.sleep(0.1)
 widget.object_id.value = 5
 widget.accept()
+widget.propagation.propagate()  # the liver through the whole volume, with its QC plot
+while widget.worker is not None:
+    QApplication.processEvents()
+    time.sleep(0.05)
 rows, cols = np.nonzero(ref[z] == 1)
 viewer.layers[BOXES].add_rectangles(rectangle(rows, cols))
-QApplication.processEvents()
+for _ in range(20):
+    QApplication.processEvents()
+    time.sleep(0.05)
 viewer.layers.selection.active = viewer.layers[BOXES]
+viewer.reset_view()
 out = Path(__file__).parent / "screenshot.png"
 viewer.screenshot(str(out), canvas_only=False, flash=False)
 print("wrote", out)
