@@ -266,3 +266,26 @@ def test_bad_input_clear_errors_and_nothing_left(tmp_path, ct_case, monkeypatch)
     assert not (tmp_path / "c").exists() and not (tmp_path / "a").exists()
     assert not leftovers()
     assert (tmp_path / "taken" / "notes.txt").read_text() == "mine"
+
+
+def test_2d_rgb_image_round_trips_through_both_formats(tmp_path):
+    """A 2D RGB slice (one of data_demo's own images) with labels built from its masks."""
+    image = np.asarray(Image.open(DATA_DEMO / "images" / "s0619_32.png"))
+    labels = np.zeros(image.shape[:2], np.uint8)
+    names = {}
+    for i, mask_file in enumerate(sorted((DATA_DEMO / "masks").glob("s0619_32_*_000.png")), start=1):
+        labels[np.asarray(Image.open(mask_file)) > 0] = i
+        names[i] = mask_file.name[len("s0619_32_"):-len("_000.png")]
+    case = ExportCase("s0619_32", image, labels, {"spacing": [1.0, 1.0]}, names)
+    export_sammed2d(case, tmp_path / "demo2d", split="train")
+    read_back = read_sammed2d(tmp_path / "demo2d")["s0619_32"]
+    for i, name in names.items():
+        np.testing.assert_array_equal(read_back[name], labels == i)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "demo2d" / "images" / "s0619_32.png")), image)
+    export_nnunet(case, tmp_path, 20, "Rgb", channel_name="ignored for RGB")
+    folder = tmp_path / "Dataset020_Rgb"
+    assert json.loads((folder / "dataset.json").read_text())["channel_names"] == {"0": "R", "1": "G", "2": "B"}
+    for c in range(3):
+        channel = nib.load(str(folder / "imagesTr" / f"s0619_32_{c:04d}.nii.gz"))
+        np.testing.assert_array_equal(np.asarray(channel.dataobj).T, image[..., c])
+    validate_nnunet_dataset(folder)

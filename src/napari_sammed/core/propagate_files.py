@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -112,7 +113,7 @@ def run_propagation(
     stem = output.name[: -len(".nii.gz")] if output.name.lower().endswith(".nii.gz") else output.stem
     provenance = {"image": str(image), "seeds": str(seeds_path), "axis": "zyx"[axis],
                   "engine": engine.describe(), "window": None if embeddings.window is None else embeddings.window.as_dict(),
-                  "settings": (settings or PropagationSettings()).__dict__}
+                  "settings": asdict(settings or PropagationSettings())}
     traces = save_trace(result.trace, output.parent / f"{stem}_qc", result.ends, {"provenance": provenance})
     return {"output": out, "trace": traces, "voxels_written": written,
             "objects": object_summary(result.trace), "nifti": is_nifti(out)}
