@@ -302,3 +302,26 @@ def test_sam_med2d_runs_through_the_same_interface(small_checkpoint, ct_volume, 
     low = engine.mask_logits(seeds[LIVER][next(iter(seeds[LIVER]))])
     prompt = engine.mask_prompt(low)
     assert low.shape == (1, 64, 64) and prompt.min() >= 0 and prompt.max() <= 1  # sigmoid, as trained
+
+
+def test_slices_are_embedded_ahead_in_batches(ct_volume, ct_labels, ct):
+    engine = SliceEngine(load_model(None), batch_size=4)
+    fresh = embeddings_for(engine, ct_volume, "ct-abdomen")
+    batches = []
+    original = fresh.compute
+
+    def counting(indices=None, **kwargs):
+        batches.append(list(indices))
+        return original(indices, **kwargs)
+
+    fresh.compute = counting
+    seeds = middle_seed(ct_labels, LIVER)
+    result = propagate(fresh, seeds)
+    walked = sorted(result.masks[LIVER])
+    embedded = sorted(k for batch in batches for k in batch)
+    assert len(embedded) == len(set(embedded))  # nothing embedded twice
+    assert set(walked) <= set(embedded) and len(embedded) <= len(walked) + 2 * 4 + 1
+    assert max(len(b) for b in batches) >= 4 and len(batches) <= len(walked) // 4 + 4
+    reference, _ = ct  # the same walk as with every slice embedded beforehand
+    expected = propagate(reference, seeds)
+    assert sorted(expected.masks[LIVER]) == walked
