@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .core.io import NIFTI_SUFFIXES, TIFF_SUFFIXES, Volume, read_volume
+from .core.io import NIFTI_SUFFIXES, TIFF_SUFFIXES, Volume, is_zarr, read_volume
 
 
 def get_reader(path):
@@ -28,10 +28,23 @@ def volume_layer_data(volume: Volume, name: str, kind: str = "image") -> tuple:
 def read_layers(path) -> list[tuple]:
     if isinstance(path, list):
         path = path[0]
+    arrays = _zarr_group_arrays(path)
+    if len(arrays) > 1:  # e.g. our zarr stack export: one layer per array, labels as labels
+        return [volume_layer_data(read_volume(Path(path) / name), name, "labels" if "label" in name else "image")
+                for name in arrays]
     volume = read_volume(path)
     name = Path(path).name.split(".")[0]
     kind = "labels" if volume.data.dtype.kind in "iu" and _looks_like_labels(volume) else "image"
     return [volume_layer_data(volume, name, kind)]
+
+
+def _zarr_group_arrays(path) -> list[str]:
+    if not is_zarr(path):
+        return []
+    import zarr
+
+    node = zarr.open(str(path), mode="r")
+    return sorted(name for name, _ in node.arrays()) if isinstance(node, zarr.Group) else []
 
 
 def _looks_like_labels(volume: Volume) -> bool:

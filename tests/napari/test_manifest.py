@@ -34,3 +34,20 @@ def test_reader_and_writers_round_trip(tmp_path):
     (tdata, tkwargs, _), = get_reader(tif[0])(tif[0])
     assert np.array_equal(tdata, data)
     assert get_reader(str(tmp_path / "notes.txt")) is None
+
+
+def test_reader_opens_every_array_of_an_exported_zarr_stack(tmp_path):
+    import numpy as np
+
+    from napari_sammed._reader import get_reader
+    from napari_sammed.core.export import ExportCase, export_stack
+
+    image = np.arange(2 * 6 * 7, dtype=np.int16).reshape(2, 6, 7)
+    labels = (image % 3 == 0).astype(np.uint8)
+    paths = export_stack(ExportCase("tiny", image, labels, {"spacing": [3.0, 0.8, 0.8]}), tmp_path, "zarr",
+                         include_image=True)
+    layers = get_reader(str(paths[0]))(str(paths[0]))
+    by_name = {kwargs["name"]: (data, kwargs, kind) for data, kwargs, kind in layers}
+    assert by_name["labels"][2] == "labels" and by_name["image"][2] == "image"
+    assert np.array_equal(by_name["labels"][0], labels) and np.array_equal(by_name["image"][0], image)
+    assert tuple(by_name["labels"][1]["scale"]) == (3.0, 0.8, 0.8)
