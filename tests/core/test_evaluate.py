@@ -52,13 +52,11 @@ class Spy:
 
     def __init__(self, engine):
         self.engine, self.calls = engine, []
+        self.is_classical = engine.is_classical
 
     def predict(self, embedding, size, points=None, point_labels=None, box=None, mask_input=None):
         self.calls.append((None if points is None else np.array(points), point_labels, box, mask_input))
         return self.engine.predict(embedding, size, points, point_labels, box, mask_input)
-
-    def mask_prompt(self, low):
-        return self.engine.mask_prompt(low)
 
 
 def test_point_rounds_follow_the_protocol():
@@ -81,6 +79,14 @@ def test_point_rounds_follow_the_protocol():
     bbox = Spy(engine)
     ev.predict_mode(bbox, engine.embed(image)[0], truth, "bbox", np.random.default_rng(0))
     assert len(bbox.calls) == 1 and list(bbox.calls[0][2]) == [20, 20, 30, 40]
+
+
+def test_networks_get_sigmoid_mask_prompts(small_checkpoint):
+    engine = SliceEngine(load_model(small_checkpoint, device="cpu"))
+    low = np.array([[[-3.0, 0.0, 3.0]]], np.float32)
+    np.testing.assert_allclose(ev.protocol_mask_prompt(engine, low), 1 / (1 + np.exp(-low)), rtol=1e-6)
+    classical = SliceEngine(load_model(None))
+    np.testing.assert_array_equal(ev.protocol_mask_prompt(classical, low), low)
 
 
 def test_cli_prints_table_and_csv_on_data_demo(capsys):

@@ -117,6 +117,14 @@ def _pick(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.array([col, row], float)
 
 
+def protocol_mask_prompt(engine, low_res_logits: np.ndarray) -> np.ndarray:
+    """The protocol feeds sigmoid(previous logits) to every network (SAM baselines included);
+    the weight-free engine reads its own logits."""
+    if getattr(engine, "is_classical", False):
+        return low_res_logits
+    return (1.0 / (1.0 + np.exp(-np.asarray(low_res_logits, np.float32)))).astype(np.float32)
+
+
 def predict_mode(engine: SliceEngine, embedding, truth: np.ndarray, mode: str, rng: np.random.Generator) -> Prediction:
     """Run one prompt mode on one mask in the frame; returns the final prediction."""
     size = truth.shape
@@ -134,7 +142,7 @@ def predict_mode(engine: SliceEngine, embedding, truth: np.ndarray, mode: str, r
         points.append(point)
         labels.append(int(truth[int(point[1]), int(point[0])]))
         prediction = engine.predict(embedding, size, np.array(points), np.array(labels),
-                                    mask_input=engine.mask_prompt(prediction.low_res_logits))
+                                    mask_input=protocol_mask_prompt(engine, prediction.low_res_logits))
     return prediction
 
 
