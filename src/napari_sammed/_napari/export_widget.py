@@ -30,7 +30,7 @@ from ..core.export import ExportCase, export_nnunet, export_sammed2d, export_sta
 from ..core.export.case import parse_class_names
 from ..core.qc import TraceRow
 from ..core.windowing import Window
-from .layers import PREVIEW
+from .layers import layer_choice
 
 FORMATS = {"SAM-Med2D": "sammed2d", "nnU-Net v2": "nnunet", "TIFF stack": "tiff", "zarr stack": "zarr",
            "PNG slices": "png"}
@@ -53,8 +53,8 @@ class ExportWidget(Container):
         self.viewer = viewer
         self.worker = None
         self.last_report = None
-        self.image = ComboBox(label="image", choices=self._image_choices)
-        self.labels_layer = ComboBox(label="labels layer", choices=self._labels_choices)
+        self.image = layer_choice(viewer, "image", Image)
+        self.labels_layer = layer_choice(viewer, "labels layer", Labels)
         self.format = ComboBox(label="format", choices=list(FORMATS), value="SAM-Med2D")
         self.folder = FileEdit(label="folder", mode="d", value="")
         self.case = LineEdit(label="case name", value="")
@@ -76,20 +76,8 @@ class ExportWidget(Container):
         self.button.changed.connect(lambda: self.export())
         self.image.changed.connect(self._suggest_case)
         self.labels_layer.changed.connect(self._suggest_names)
-        self.viewer.layers.events.inserted.connect(self._refresh)
-        self.viewer.layers.events.removed.connect(self._refresh)
         self._suggest_case()
         self._suggest_names()
-
-    def _image_choices(self, _widget=None):
-        return [layer for layer in self.viewer.layers if isinstance(layer, Image)]
-
-    def _labels_choices(self, _widget=None):
-        return [layer for layer in self.viewer.layers if isinstance(layer, Labels) and layer.name != PREVIEW]
-
-    def _refresh(self, _event=None) -> None:
-        self.image.reset_choices()
-        self.labels_layer.reset_choices()
 
     def _suggest_case(self, _event=None) -> None:
         if self.image.value is not None:

@@ -8,6 +8,7 @@ pixel i spans [i, i + 1]. This is the only place that swaps axes and shifts by h
 from __future__ import annotations
 
 import numpy as np
+from magicgui.widgets import ComboBox
 
 from ..core.engine import Prompt
 
@@ -83,3 +84,15 @@ def write_mask(labels_layer, mask: np.ndarray, axis: int | None, index: int, val
         indices = tuple(parts)
     labels_layer.data_setitem(indices, value)
     return int(rows.size)
+
+
+def layer_choice(viewer, label: str, kind: type, nullable: bool = False) -> ComboBox:
+    """A combo box of the viewer's layers of ``kind`` (never the preview), kept up to date."""
+
+    def choices(_widget=None):
+        return [layer for layer in viewer.layers if isinstance(layer, kind) and layer.name != PREVIEW]
+
+    combo = ComboBox(label=label, choices=choices, nullable=nullable)
+    viewer.layers.events.inserted.connect(lambda _event: combo.reset_choices())
+    viewer.layers.events.removed.connect(lambda _event: combo.reset_choices())
+    return combo

@@ -15,7 +15,7 @@ from ..core.classical import LABEL as WEIGHT_FREE_LABEL
 from ..core.engine import SliceEngine
 from ..core.volume import VolumeEmbeddings
 from ..core.windowing import CT_PRESETS, PERCENTILE_PRESET, Window, resolve_window
-from .layers import BOXES, POINTS, PREVIEW, prompt_for_slice, slice_key, write_mask
+from .layers import BOXES, POINTS, PREVIEW, layer_choice, prompt_for_slice, slice_key, write_mask
 from .propagate_panel import PropagatePanel, record_provenance
 from .settings import cache_dir, load_settings, save_settings
 
@@ -47,13 +47,13 @@ class SegmentWidget(Container):
         self.precision = ComboBox(label="precision", choices=["fp32", "bf16", "fp16"], value=stored.get("precision", "fp32"))
         self.load_button = PushButton(text="Load model")
         self.model_status = Label(label="model", value="")
-        self.image = ComboBox(label="image", choices=self._image_choices)
+        self.image = layer_choice(viewer, "image", Image)
         self.axis = ComboBox(label="slice axis", choices=["z", "y", "x"], value="z")
         self.window = ComboBox(label="intensity", choices=[FOLLOW, *CT_PRESETS, PERCENTILE_PRESET], value=FOLLOW)
         self.embed_slice_button = PushButton(text="Embed current slice")
         self.embed_volume_button = PushButton(text="Embed whole volume")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.target = ComboBox(label="labels layer", choices=self._labels_choices, nullable=True)
+        self.target = layer_choice(viewer, "labels layer", Labels, nullable=True)
         self.object_id = SpinBox(label="object id", min=1, max=65535, value=1)
         self.overwrite = CheckBox(text="paint over other objects", value=False)
         self.negative = CheckBox(text="negative clicks (T)", value=False)
@@ -83,25 +83,12 @@ class SegmentWidget(Container):
         self.samaug_button.changed.connect(lambda: self.run_samaug())
         self.negative.changed.connect(self._sync_point_sign)
         self.image.changed.connect(self._on_image_changed)
-        self.viewer.layers.events.inserted.connect(self._refresh_choices)
-        self.viewer.layers.events.removed.connect(self._refresh_choices)
         self.viewer.dims.events.current_step.connect(lambda _e: self.segment())
         for key, action in (("Shift-A", self.accept), ("Shift-N", self.next_object),
                             ("Escape", self.clear_prompts), ("T", self._toggle_sign)):
             self.viewer.bind_key(key, lambda _v, a=action: a(), overwrite=True)
         self.load()
         self._on_image_changed()
-
-    # ---- choices -------------------------------------------------------------------------
-    def _image_choices(self, _widget=None):
-        return [layer for layer in self.viewer.layers if isinstance(layer, Image)]
-
-    def _labels_choices(self, _widget=None):
-        return [layer for layer in self.viewer.layers if isinstance(layer, Labels) and layer.name != PREVIEW]
-
-    def _refresh_choices(self, _event=None) -> None:
-        self.image.reset_choices()
-        self.target.reset_choices()
 
     # ---- model ---------------------------------------------------------------------------
     def load(self) -> None:
