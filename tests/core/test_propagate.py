@@ -217,7 +217,7 @@ def test_every_axis_is_the_same_walk_on_a_transposed_volume(engine, ct_volume, c
     assert sorted(same.masks[KIDNEY_LEFT]) == sorted(expected.masks[KIDNEY_LEFT])
     for k, mask in expected.masks[KIDNEY_LEFT].items():
         np.testing.assert_array_equal(same.masks[KIDNEY_LEFT][k], mask)
-    # Coronal slices of this CT are 30 x 122 pixels of 3 x 1.5 mm: anisotropic, still a kidney.
+    # Coronal slices of this CT are 30 x 122 pixels, stretched to 256 x 256 by the engine.
     volume = assembled(got, seeds, KIDNEY_LEFT, ref.shape, axis=1)
     assert dice(volume, ref) >= 0.80
 
