@@ -73,15 +73,6 @@ class Propagation:
         for object_id, mask in step.masks.items():
             self.masks.setdefault(object_id, {})[step.index] = mask
 
-    def object_volume(self, object_id: int, n_slices: int, axis: int) -> np.ndarray:
-        """One object's propagated masks as a boolean volume along ``axis``."""
-        slices = self.masks.get(object_id, {})
-        shape = next(iter(slices.values())).shape if slices else (0, 0)
-        out = np.zeros((n_slices, *shape), bool)
-        for index, mask in slices.items():
-            out[index] = mask
-        return np.moveaxis(out, 0, axis)
-
     def write_into(self, labels: np.ndarray, axis: int, overwrite: bool = False) -> int:
         """Paint into a label volume in place; labelled voxels are kept unless ``overwrite``.
 
@@ -89,14 +80,12 @@ class Propagation:
         the lower id keeps it. Returns the number of voxels written.
         """
         written = 0
+        stack = np.moveaxis(labels, axis, 0)  # a view: writing a plane writes ``labels``
         for object_id in sorted(self.masks):
             for index, mask in self.masks[object_id].items():
-                plane = np.take(labels, index, axis=axis)  # a view for basic indexing
+                plane = stack[index]
                 target = mask & (plane != object_id) & ((plane == 0) | overwrite)
-                key = [slice(None)] * labels.ndim
-                key[axis] = index
-                view = labels[tuple(key)]
-                view[target] = object_id
+                plane[target] = object_id
                 written += int(target.sum())
         return written
 
@@ -219,10 +208,9 @@ class Propagator:
                     targets.setdefault(front.last + front.step, []).append((front, prompt))
             self._embed_ahead(targets, fronts)
             for index in sorted(targets):
-                accepted = self._advance(index, targets[index])
-                for object_id, mask in accepted.items():
-                    result.masks.setdefault(object_id, {})[index] = mask
-                yield PropagationStep(index, accepted, self._done, total)
+                step = PropagationStep(index, self._advance(index, targets[index]), self._done, total)
+                result.add(step)
+                yield step
             fronts = [f for f in fronts if f.active]
         self.trace.sort(key=lambda row: (row.object_id, row.slice))
         return result
@@ -244,7 +232,13 @@ class Propagator:
                     if k == front.end or not 0 <= k < self.n_slices:
                         break
                     wanted.add(k)
-        self.embeddings.compute(sorted(k for k in wanted if not self.embeddings.is_embedded(k)))
+        self._embed(wanted)
+
+    def _embed(self, indices) -> None:
+        """Embed those of ``indices`` not embedded yet, in one call (batched by the engine)."""
+        todo = sorted(k for k in set(indices) if not self.embeddings.is_embedded(k))
+        if todo:
+            self.embeddings.compute(todo)
 
     # ---- fronts --------------------------------------------------------------------------
     def _start(self, seeds: Seeds) -> list[_Front]:
@@ -265,6 +259,7 @@ class Propagator:
             for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
                 if hi - lo > 1:
                     gaps[(lo, hi)] = _Gap(hi - lo - 1)
+            lows: dict[int, np.ndarray] = {}  # one seed may start two fronts
             for step in DIRECTIONS[self.settings.direction]:
                 for k in indices:
                     neighbour = bounds[bounds.index(k) + step]
@@ -272,9 +267,10 @@ class Propagator:
                     if gap is None:
                         continue
                     mask = self._filled[object_id][k]
-                    low = self.engine.mask_logits(mask)
+                    if k not in lows:
+                        lows[k] = self.engine.mask_logits(mask)
                     gap.open_fronts += 1
-                    fronts.append(_Front(object_id, step, k, neighbour, mask, low, mask, gap))
+                    fronts.append(_Front(object_id, step, k, neighbour, mask, lows[k], mask, gap))
         self._calibrate(fronts)
         return fronts
 
@@ -285,20 +281,15 @@ class Propagator:
         on small objects that alone can push the IoU of the first step under the threshold.
         Re-segmenting the seed slice with the seed as prompt gives a like-for-like reference.
         """
-        starts: dict[int, dict[int, np.ndarray]] = {}
+        starts: dict[int, dict[int, _Front]] = {}
         for front in fronts:
-            starts.setdefault(front.last, {})[front.object_id] = front.mask
-        missing = [k for k in sorted(starts) if not self.embeddings.is_embedded(k)]
-        if missing:
-            self.embeddings.compute(missing)
+            starts.setdefault(front.last, {})[front.object_id] = front
+        self._embed(starts)
         rendered: dict[tuple[int, int], np.ndarray] = {}
-        for k, masks in starts.items():
-            s = self.settings
-            prompts = [Prompt(box=enlarged_box(m, s.box_margin, s.min_margin),
-                              mask_input=self.engine.mask_prompt(self.engine.mask_logits(m)) if s.use_mask_prompt else None)
-                       for m in masks.values()]
+        for k, by_object in starts.items():
+            prompts = [self._prompt(f.mask, f.low_res, interior=False) for f in by_object.values()]
             predictions = self.engine.predict_batch(self.embeddings.get(k), self.slice_shape, prompts)
-            for object_id, prediction in zip(masks, predictions, strict=True):
+            for object_id, prediction in zip(by_object, predictions, strict=True):
                 if prediction.mask.any():
                     rendered[(k, object_id)] = prediction.mask
         for front in fronts:
@@ -328,11 +319,19 @@ class Propagator:
         if reason:
             self._stop(front, reason)
             return None
+        return self._prompt(front.mask, front.low_res, box=box)
+
+    def _prompt(self, mask: np.ndarray, low_res: np.ndarray, box: np.ndarray | None = None,
+                interior: bool = True) -> Prompt:
+        """The prompt recipe: the mask's enlarged box, its logits and (optionally) inner points."""
+        s = self.settings
+        if box is None:
+            box = enlarged_box(mask, s.box_margin, s.min_margin)
         points = labels = None
-        if s.interior_points:
-            points = interior_points(front.mask, s.interior_points)
+        if interior and s.interior_points:
+            points = interior_points(mask, s.interior_points)
             labels = np.ones(len(points), int)
-        mask_input = self.engine.mask_prompt(front.low_res) if s.use_mask_prompt else None
+        mask_input = self.engine.mask_prompt(low_res) if s.use_mask_prompt else None
         return Prompt(points, labels, box, mask_input)
 
     def _marked(self, object_id: int, index: int, box: np.ndarray) -> bool:
