@@ -13,6 +13,7 @@ import numpy as np
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 TIFF_SUFFIXES = (".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
 @dataclass
@@ -32,6 +33,16 @@ class Volume:
             meta["array_order"] = "kji"  # data is the source's (i, j, k) transposed
         meta.update(self.metadata)
         return meta
+
+
+def file_stem(path: str | Path) -> str:
+    """The name without its (possibly double) suffix: ``ct.nii.gz`` -> ``ct``."""
+    path = Path(path)
+    name = path.name
+    for suffix in (*NIFTI_SUFFIXES, *TIFF_SUFFIXES, *IMAGE_SUFFIXES, ".zarr"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
 
 
 def is_nifti(path: str | Path) -> bool:

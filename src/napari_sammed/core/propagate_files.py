@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .engine import Prompt, SliceEngine
-from .io import is_nifti, read_volume
+from .io import file_stem, is_nifti, read_volume
 from .propagate import Propagation, PropagationSettings, Propagator, seeds_from_labels
 from .qc import object_summary, save_trace
 from .volume import VolumeEmbeddings, axis_index
@@ -110,10 +110,9 @@ def run_propagation(
     written = result.write_into(labels, axis)
     geometry = volume.layer_metadata()
     out = write_volume(output, labels, geometry, overwrite=overwrite)
-    stem = output.name[: -len(".nii.gz")] if output.name.lower().endswith(".nii.gz") else output.stem
     provenance = {"image": str(image), "seeds": str(seeds_path), "axis": "zyx"[axis],
                   "engine": engine.describe(), "window": None if embeddings.window is None else embeddings.window.as_dict(),
                   "settings": asdict(settings or PropagationSettings())}
-    traces = save_trace(result.trace, output.parent / f"{stem}_qc", result.ends, {"provenance": provenance})
+    traces = save_trace(result.trace, output.parent / f"{file_stem(output)}_qc", result.ends, {"provenance": provenance})
     return {"output": out, "trace": traces, "voxels_written": written,
             "objects": object_summary(result.trace), "nifti": is_nifti(out)}

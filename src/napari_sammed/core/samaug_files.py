@@ -10,20 +10,11 @@ import numpy as np
 
 from .amg import AmgSettings
 from .atomic import atomic_write
-from .io import NIFTI_SUFFIXES, TIFF_SUFFIXES, is_zarr, read_volume
+from .io import IMAGE_SUFFIXES, NIFTI_SUFFIXES, TIFF_SUFFIXES, file_stem, is_zarr, read_volume
 from .samaug import samaug_slice
 from .windowing import resolve_window
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 MAPS = ("seg_prior", "boundary_prior", "augmented")
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in (*NIFTI_SUFFIXES, *TIFF_SUFFIXES, *IMAGE_SUFFIXES, ".zarr"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
 
 
 def _inputs(path: Path) -> list[Path]:
@@ -56,7 +47,7 @@ def run_samaug(
     written: list[Path] = []
     inputs = _inputs(Path(source))
     for n, path in enumerate(inputs):
-        stem = _stem(path)
+        stem = file_stem(path)
         targets = {m: outdir / f"{stem}_{m}.tif" for m in MAPS}
         if all(t.exists() for t in targets.values()):
             if progress:
