@@ -29,8 +29,7 @@ from napari.utils.notifications import show_error, show_info
 from ..core.export import ExportCase, export_nnunet, export_sammed2d, export_stack
 from ..core.export.case import parse_class_names
 from ..core.qc import TraceRow
-from ..core.windowing import Window
-from .layers import layer_choice
+from .layers import contrast_window, layer_choice
 
 FORMATS = {"SAM-Med2D": "sammed2d", "nnU-Net v2": "nnunet", "TIFF stack": "tiff", "zarr stack": "zarr",
            "PNG slices": "png"}
@@ -94,9 +93,7 @@ class ExportWidget(Container):
         if image is None or labels is None:
             raise ValueError("choose an image layer and a labels layer")
         data = np.asarray(image.data)
-        window = None
-        if not image.rgb and not (data.dtype == np.uint8 and tuple(image.contrast_limits) == (0, 255)):
-            window = Window(*(float(v) for v in image.contrast_limits))  # what the annotator saw
+        window = None if image.rgb else contrast_window(image)  # what the annotator saw
         made_by = labels.metadata.get("napari_sammed", {})
         trace = [TraceRow(**row) for row in made_by.get("trace", [])] or None
         geometry = dict(image.metadata)

@@ -11,6 +11,7 @@ import numpy as np
 from magicgui.widgets import ComboBox
 
 from ..core.engine import Prompt
+from ..core.windowing import Window
 
 POINTS, BOXES, PREVIEW = "SAM points", "SAM boxes", "SAM preview"
 
@@ -96,3 +97,11 @@ def layer_choice(viewer, label: str, kind: type, nullable: bool = False) -> Comb
     viewer.layers.events.inserted.connect(lambda _event: combo.reset_choices())
     viewer.layers.events.removed.connect(lambda _event: combo.reset_choices())
     return combo
+
+
+def contrast_window(layer) -> Window | None:
+    """The intensity window the annotator sees: the layer's contrast limits (None for 0-255 uint8)."""
+    low, high = layer.contrast_limits
+    if layer.data.dtype == np.uint8 and (low, high) == (0, 255):
+        return None
+    return Window(float(low), float(high))

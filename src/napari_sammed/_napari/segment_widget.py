@@ -15,7 +15,16 @@ from ..core.classical import LABEL as WEIGHT_FREE_LABEL
 from ..core.engine import SliceEngine
 from ..core.volume import VolumeEmbeddings
 from ..core.windowing import CT_PRESETS, PERCENTILE_PRESET, Window, resolve_window
-from .layers import BOXES, POINTS, PREVIEW, layer_choice, prompt_for_slice, slice_key, write_mask
+from .layers import (
+    BOXES,
+    POINTS,
+    PREVIEW,
+    contrast_window,
+    layer_choice,
+    prompt_for_slice,
+    slice_key,
+    write_mask,
+)
 from .propagate_panel import PropagatePanel, record_provenance
 from .settings import cache_dir, load_settings, save_settings
 
@@ -131,10 +140,7 @@ class SegmentWidget(Container):
     def current_window(self) -> Window | None:
         layer = self.image_layer
         if self.window.value == FOLLOW:
-            low, high = layer.contrast_limits
-            if layer.data.dtype == np.uint8 and (low, high) == (0, 255):
-                return None
-            return Window(float(low), float(high))
+            return contrast_window(layer)
         return resolve_window(np.asarray(layer.data), self.window.value)
 
     def _on_image_changed(self, _event=None) -> None:
