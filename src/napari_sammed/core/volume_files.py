@@ -105,26 +105,32 @@ def write_tiff(path, data, meta: dict, overwrite: bool = False) -> Path:
     return atomic_write(path, lambda tmp: tifffile.imwrite(tmp, array, **kwargs))
 
 
-def write_zarr(path, data, meta: dict, overwrite: bool = False, name: str = "labels") -> Path:
-    """A zarr v3 group with one array ``name`` and the spacing/affine as attributes."""
+def zarr_group(path, arrays: dict[str, np.ndarray], meta: dict) -> None:
+    """Write a zarr v3 group of ``arrays`` (one chunk per slice), spacing/affine as attributes."""
     import zarr
 
+    first = next(iter(arrays.values()))
+    attrs = {"spacing": [float(s) for s in (meta.get("spacing") or [1.0] * first.ndim)]}
+    if meta.get("affine") is not None:
+        attrs["affine"] = np.asarray(meta["affine"], float).tolist()
+        attrs["affine_space"] = meta.get("affine_space", "RAS")
+    group = zarr.open_group(str(path), mode="w", zarr_format=3)
+    for name, data in arrays.items():
+        chunks = (1, *data.shape[1:]) if data.ndim == 3 else data.shape
+        stored = group.create_array(name, shape=data.shape, dtype=data.dtype, chunks=chunks)
+        stored[...] = data
+        stored.attrs.update(attrs)
+    group.attrs.update(attrs)
+
+
+def write_zarr(path, data, meta: dict, overwrite: bool = False, name: str = "labels") -> Path:
+    """A zarr v3 group with one array ``name``, written beside the target and renamed into place."""
     path = Path(path)
     _refuse_existing(path, overwrite)
-    array = np.asarray(data)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".napari-sammed-", suffix=".zarr", dir=path.parent))
     try:
-        group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
-        chunks = (1, *array.shape[1:]) if array.ndim == 3 else array.shape
-        stored = group.create_array(name, shape=array.shape, dtype=array.dtype, chunks=chunks)
-        stored[...] = array
-        attrs = {"spacing": [float(s) for s in (meta.get("spacing") or [1.0] * array.ndim)]}
-        if meta.get("affine") is not None:
-            attrs["affine"] = np.asarray(meta["affine"], float).tolist()
-            attrs["affine_space"] = meta.get("affine_space", "RAS")
-        stored.attrs.update(attrs)
-        group.attrs.update(attrs)
+        zarr_group(tmp, {name: np.asarray(data)}, meta)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)

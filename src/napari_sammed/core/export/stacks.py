@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..qc import save_trace
-from ..volume_files import write_tiff
+from ..volume_files import write_tiff, zarr_group
 from .case import ExportCase
 from .staging import Staging
 
@@ -38,7 +38,8 @@ def export_stack(case: ExportCase, folder: str | Path, fmt: str = "tiff", includ
             if include_image:
                 write_tiff(staging.path(names[1]), case.image, case.meta)
         elif fmt == "zarr":
-            _zarr(staging.path(names[0]), case, include_image)
+            arrays = {"labels": case.labels} | ({"image": case.image} if include_image else {})
+            zarr_group(staging.path(names[0]), arrays, case.meta)
         else:
             _png_slices(staging, names[0], case.labels)
         (staging.path(names[-1])).write_text(json.dumps(case.provenance({"format": fmt}), indent=2))
@@ -50,22 +51,6 @@ def export_stack(case: ExportCase, folder: str | Path, fmt: str = "tiff", includ
                     shutil.rmtree(folder / name)
         staging.commit()
     return [folder / n for n in names]
-
-
-def _zarr(path: Path, case: ExportCase, include_image: bool) -> None:
-    import zarr
-
-    group = zarr.open_group(str(path), mode="w", zarr_format=3)
-    attrs = {"spacing": [float(s) for s in (case.meta.get("spacing") or [1.0] * case.labels.ndim)]}
-    if case.meta.get("affine") is not None:
-        attrs["affine"] = np.asarray(case.meta["affine"], float).tolist()
-    arrays = {"labels": case.labels} | ({"image": case.image} if include_image else {})
-    for name, data in arrays.items():
-        chunks = (1, *data.shape[1:]) if data.ndim == 3 else data.shape
-        stored = group.create_array(name, shape=data.shape, dtype=data.dtype, chunks=chunks)
-        stored[...] = data
-        stored.attrs.update(attrs)
-    group.attrs.update(attrs)
 
 
 def _png_slices(staging: Staging, name: str, labels: np.ndarray) -> None:
