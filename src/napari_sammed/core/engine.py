@@ -56,6 +56,10 @@ class Prediction:
     low_res_logits: np.ndarray  # (1, L, L) float32, feed back as ``mask_input``
 
 
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-np.asarray(logits, np.float32)))).astype(np.float32)
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
     if device in (None, "auto"):
         if torch.cuda.is_available():
@@ -145,9 +149,7 @@ class SliceEngine:
         prompt; SAM, MedSAM and the weight-free engine take the logits themselves.
         """
         low = np.asarray(low_res_logits, np.float32)
-        if self.kind == "sam-med2d":
-            return (1.0 / (1.0 + np.exp(-low))).astype(np.float32)
-        return low
+        return sigmoid(low) if self.kind == "sam-med2d" else low
 
     # ---- embedding -----------------------------------------------------------------------
     @torch.inference_mode()

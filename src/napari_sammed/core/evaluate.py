@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from skimage.measure import label as connected_components
 from skimage.measure import regionprops
 
-from .engine import Prediction, SliceEngine, nearest_indices
+from .engine import Prediction, SliceEngine, nearest_indices, sigmoid
 
 FRAME = 256
 PROMPT_MODES = ("bbox", "1pt", "3pt", "5pt")
@@ -70,14 +70,10 @@ def read_test_set(dataset: str | Path) -> list[TestMask]:
     return items
 
 
-def _load(item: TestMask) -> tuple[np.ndarray, np.ndarray]:
+def _png(path: Path, mode: str) -> np.ndarray:
     from PIL import Image
 
-    image = np.asarray(Image.open(item.image).convert("RGB"))
-    mask = np.asarray(Image.open(item.mask).convert("L")) > 127
-    if image.shape[:2] != mask.shape:
-        raise ValueError(f"{item.mask.name} is {mask.shape}, its image {image.shape[:2]}")
-    return image, mask
+    return np.asarray(Image.open(path).convert(mode))
 
 
 class Frame:
@@ -120,9 +116,7 @@ def _pick(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def protocol_mask_prompt(engine, low_res_logits: np.ndarray) -> np.ndarray:
     """The protocol feeds sigmoid(previous logits) to every network (SAM baselines included);
     the weight-free engine reads its own logits."""
-    if getattr(engine, "is_classical", False):
-        return low_res_logits
-    return (1.0 / (1.0 + np.exp(-np.asarray(low_res_logits, np.float32)))).astype(np.float32)
+    return low_res_logits if getattr(engine, "is_classical", False) else sigmoid(low_res_logits)
 
 
 def predict_mode(engine: SliceEngine, embedding, truth: np.ndarray, mode: str, rng: np.random.Generator) -> Prediction:
@@ -164,18 +158,23 @@ def evaluate(
             raise ValueError(f"unknown prompt mode {mode!r}; use bbox or Npt such as 1pt, 3pt, 5pt")
     items = read_test_set(dataset)
     scores: list[MaskScore] = []
-    embedded: dict[Path, object] = {}
+    embedded_image, embedding, image_shape = None, None, None
     for n, item in enumerate(items):
-        image, truth = _load(item)
+        if item.image != embedded_image:  # the masks of one image share its embedding
+            image = _png(item.image, "RGB")
+            image_shape = image.shape[:2]
+            embedding = engine.embed(Frame(*image_shape).forward(image)[None])[0]
+            embedded_image = item.image
+        truth = _png(item.mask, "L") > 127
+        if truth.shape != image_shape:
+            raise ValueError(f"{item.mask.name} is {truth.shape}, its image {image_shape}")
         frame = Frame(*truth.shape)
-        if item.image not in embedded:
-            embedded = {item.image: engine.embed(frame.forward(image)[None])[0]}  # one RGB image at a time
         framed_truth = frame.forward(truth)
         for mode in modes:
             if not framed_truth.any():
                 continue
             rng = np.random.default_rng([seed, n, PROMPT_MODES.index(mode) if mode in PROMPT_MODES else len(mode)])
-            prediction = predict_mode(engine, embedded[item.image], framed_truth, mode, rng)
+            prediction = predict_mode(engine, embedding, framed_truth, mode, rng)
             logits = frame.back(prediction.logits)
             scores.append(MaskScore(item.mask.name, item.class_name, mode, dice_score(logits > 0, truth)))
         if progress is not None:
