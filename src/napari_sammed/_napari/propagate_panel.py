@@ -17,7 +17,7 @@ from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_info
 
 from ..core.propagate import Propagation, PropagationSettings, Propagator, seeds_from_labels
-from .layers import POINTS, PREVIEW, in_plane, slice_index_of, write_mask
+from .layers import POINTS, PREVIEW, in_plane, slice_index_of, slice_key, write_mask
 from .qc_plot import QCPlot
 
 CURRENT, ALL = "current object", "all objects"
@@ -123,9 +123,7 @@ class PropagatePanel(Container):
         self.pending.add(step)
         self.status.value = f"{step.done}/{step.total} slices"
         preview = self.owner.viewer.layers[PREVIEW]
-        key = [slice(None)] * preview.data.ndim
-        key[self.propagator.embeddings.axis] = step.index
-        plane = preview.data[tuple(key)]
+        plane = preview.data[slice_key(self.propagator.embeddings.axis, step.index, preview.data.ndim)]
         for mask in step.masks.values():
             plane[mask] = 1
         # Last: refreshing the preview and the progress bar may process Qt events, and with
