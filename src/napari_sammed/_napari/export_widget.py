@@ -26,6 +26,7 @@ from napari.layers import Image, Labels
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
 
+from .._writer import layer_geometry
 from ..core.export import ExportCase, export_nnunet, export_sammed2d, export_stack
 from ..core.export.case import parse_class_names
 from ..core.qc import TraceRow
@@ -96,8 +97,7 @@ class ExportWidget(Container):
         window = None if image.rgb else contrast_window(image)  # what the annotator saw
         made_by = labels.metadata.get("napari_sammed", {})
         trace = [TraceRow(**row) for row in made_by.get("trace", [])] or None
-        geometry = dict(image.metadata)
-        geometry.setdefault("spacing", [float(s) for s in image.scale[: data.ndim - int(image.rgb)]])
+        geometry = layer_geometry({"metadata": image.metadata, "scale": image.scale[: data.ndim - int(image.rgb)]})
         sources = [s for s in (image.metadata.get("source"), labels.metadata.get("source")) if s]
         return ExportCase(self.case.value.strip(), data, np.asarray(labels.data), geometry,
                           parse_class_names(self.class_names.value), window, made_by.get("engine"), trace, sources)
