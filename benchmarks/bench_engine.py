@@ -94,7 +94,7 @@ def main() -> None:
     t8s, _ = timed(lambda: [e32.predict_batch(emb[0], (size, size), [p]) for p in eight], repeat=5)
     rows.append(("decode 8 objects, one batched call", t8 * 1000, "ms", t8s / t8))
     rows.append(("decode 8 objects, one call each", t8s * 1000, "ms", 1.0))
-    classical = ns.SliceEngine(ns.load_model(None))
+    classical = ns.SliceEngine(ns.load_model(kind="weight-free"))
     cemb = classical.embed(slices[:1])
     tc, _ = timed(lambda: classical.predict_batch(cemb[0], (size, size), [one]), repeat=10)
     rows.append(("weight-free engine, 1 box", tc * 1000, "ms", None))

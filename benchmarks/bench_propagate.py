@@ -97,7 +97,7 @@ def weight_free_rows(args) -> list[tuple]:
     zoom = (args.slices / volume.shape[0], args.size / volume.shape[1], args.size / volume.shape[2])
     volume = ndi.zoom(volume.astype(np.float32), zoom, order=1)
     labels = ndi.zoom(labels, zoom, order=0)
-    engine = ns.SliceEngine(ns.load_model(None))
+    engine = ns.SliceEngine(ns.load_model(kind="weight-free"))
     embeddings = VolumeEmbeddings(engine, volume, resolve_window(volume, "ct-abdomen"), "z")
     embeddings.compute()  # "cached": computed before timing
     middle = args.slices // 2

@@ -10,11 +10,10 @@ from napari_sammed._napari.demo import open_demo
 from napari_sammed._napari.segment_widget import BOXES
 
 viewer, widget = open_demo()
-viewer.window._qt_window.resize(1500, 1150)
+viewer.window._qt_window.resize(1600, 1000)
 ref = viewer.layers["CT reference labels"].data
-z = 15
+z = viewer.dims.current_step[0]
 rows, cols = np.nonzero(ref[z] == 5)
-viewer.dims.current_step = (z, *viewer.dims.current_step[1:])
 
 
 def rectangle(rows, cols):

@@ -19,8 +19,8 @@ os.environ.setdefault("NAPARI_CONFIG", str(Path(_TMP_HOME) / "napari-settings.ya
 from napari_sammed.core.registry import MODEL_SPECS, ModelSpec, build_model  # noqa: E402
 
 PACKAGE_DATA = Path(__file__).resolve().parents[1] / "src" / "napari_sammed" / "_data"
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-DATA_DEMO = SHARED_DATA / "sammed2d" / "data_demo"
+#: SAM-Med2D's data_demo (5 CT slices, 30 masks), copied with its licence so a bare clone tests.
+DATA_DEMO = Path(__file__).resolve().parent / "data" / "sammed2d" / "data_demo"
 
 #: A SAM-Med2D with the real structure (adapters, windowed + global blocks, 16x16 grid,
 #: full prompt encoder and decoder) but a narrow, shallow encoder, for fast behavioural tests.

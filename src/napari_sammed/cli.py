@@ -10,8 +10,11 @@ from collections.abc import Sequence
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=None,
-                   help="SAM-Med2D / SAM / MedSAM checkpoint; omit for the weight-free engine")
-    p.add_argument("--kind", default=None, help="force a model kind (e.g. medsam)")
+                   help="SAM-Med2D / SAM / MedSAM / LiteMedSAM checkpoint; omit for LiteMedSAM "
+                        "(bundled, medical, box prompts)")
+    p.add_argument("--kind", default=None,
+                   help="force a model kind (e.g. medsam, lite-medsam); weight-free: the classical "
+                        "intensity segmenter (no network)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     p.add_argument("--dtype", default="fp32", help="fp32, bf16, fp16 (image encoder)")
     p.add_argument("--batch-size", type=int, default=4)
@@ -85,7 +88,7 @@ def cmd_embed(args) -> int:
     window = resolve_window(volume.data, parse_window(args.window))
     store = VolumeEmbeddings(engine, volume.data, window, args.axis, cache_dir=args.cache_dir,
                              storage_dtype=args.storage_dtype)
-    todo = [i for i in range(store.n_slices) if not store.is_embedded(i)]
+    todo = store.missing(range(store.n_slices))
     progress = _Progress("embedding")
     store.compute(todo, progress=progress)
     progress.close()
@@ -226,7 +229,7 @@ def _class_names(text: str | None) -> dict[int, str]:
 def cmd_export(args) -> int:
     from pathlib import Path
 
-    from .core.export import ExportCase, export_nnunet, export_sammed2d, export_stack
+    from .core.export import ExportCase, ExportOptions, export_case
     from .core.io import read_volume
     from .core.qc import trace_from_csv
     from .core.volume import axis_index
@@ -238,21 +241,16 @@ def cmd_export(args) -> int:
     window = resolve_window(image.data, parse_window(args.window)) if image.data.ndim == 3 or image.data.dtype.kind != "u" else None
     case = ExportCase(name, image.data, labels.data, image.layer_metadata(), _class_names(args.class_names), window,
                       trace=trace, sources=[str(args.image), str(args.labels)])
-    if args.format == "sammed2d":
-        report = export_sammed2d(case, args.output, axis_index(args.axis), args.split, args.seed, args.test_fraction,
-                                 args.all_slices, args.split_components, args.append, args.overwrite)
-        print(f"{report['dataset']}: case {name} -> {report['split']}, {report['images']} images, {report['masks']} masks")
-    elif args.format == "nnunet":
-        report = export_nnunet(case, args.output, args.dataset_id, args.dataset_name, args.channel, args.append, args.overwrite)
-        print(f"{report['dataset']}: case {name}, {report['numTraining']} training cases; labels {report['labels']}")
-        print("label mapping (layer id -> nnU-Net value): " + ", ".join(f"{k}->{v}" for k, v in report["mapping"].items()))
-    else:
-        paths = export_stack(case, args.output, args.format, args.include_image, args.overwrite)
-        print("wrote " + ", ".join(str(p) for p in paths))
+    options = ExportOptions(args.format, args.output, axis_index(args.axis), args.split, args.seed,
+                            args.test_fraction, args.all_slices, args.split_components, args.dataset_id,
+                            args.dataset_name, args.channel, args.include_image, args.append, args.overwrite)
+    print(export_case(case, options)["summary"])
     return 0
 
 
 def _register_export(sub) -> None:
+    from .core.export import FORMATS
+
     p = sub.add_parser("export", help="export an image + labels as training data (SAM-Med2D, nnU-Net v2, stacks)",
                        description="IMAGE and LABELS: NIfTI/TIFF/zarr/DICOM (or PNG for 2D) of the same shape. "
                                    "OUTPUT: the SAM-Med2D dataset folder, the nnU-Net raw folder that holds "
@@ -260,7 +258,7 @@ def _register_export(sub) -> None:
     p.add_argument("image")
     p.add_argument("labels")
     p.add_argument("output")
-    p.add_argument("--format", required=True, choices=["sammed2d", "nnunet", "tiff", "zarr", "png"])
+    p.add_argument("--format", required=True, choices=FORMATS)
     p.add_argument("--case", default=None, help="case name (default: the image file's name)")
     p.add_argument("--class-names", default=None, help="'1=spleen,5=liver' or a JSON file {id: name}")
     p.add_argument("--axis", default="z", choices=["z", "y", "x"], help="slice axis for SAM-Med2D")
@@ -290,7 +288,8 @@ def cmd_evaluate(args) -> int:
         scores = evaluate(args.dataset, engine, modes, args.seed, progress)
     finally:
         progress.close()
-    label = engine.model.label if engine.is_classical else f"{engine.kind} sha256 {engine.describe()['checkpoint_sha256'][:12]}"
+    sha = engine.describe().get("checkpoint_sha256")
+    label = engine.label + (f" sha256 {sha[:12]}" if sha else "")
     print(format_table(scores, f"Dice (%) on {args.dataset}, {len(scores) // max(len(modes), 1)} masks, "
                                f"seed {args.seed} - {label}"))
     csv_text = to_csv(scores)
@@ -319,11 +318,12 @@ _EXTRA_COMMANDS: list = [_register_demo, _register_samaug, _register_propagate, 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from .core.checkpoints import CheckpointError
+    from .core.lite_medsam import BundledWeightsError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (CheckpointError, ValueError, FileExistsError, FileNotFoundError, PermissionError) as error:
+    except (CheckpointError, BundledWeightsError, ValueError, FileExistsError, FileNotFoundError, PermissionError) as error:
         print(f"napari-sammed {args.command}: error: {error}", file=sys.stderr)
         return 2
 

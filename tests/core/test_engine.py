@@ -134,7 +134,7 @@ def test_uint8_is_required(small_model, ct_volume):
 
 
 def test_weight_free_engine_liver_box(ct_volume, ct_labels):
-    model = ns.load_model(None)
+    model = ns.load_model(kind="weight-free")
     engine = ns.SliceEngine(model)
     assert "weight-free" in engine.describe()["kind"] and "no neural network" in engine.describe()["label"]
     z = middle_slice(ct_labels, 5)
@@ -154,7 +154,7 @@ def test_weight_free_engine_liver_box(ct_volume, ct_labels):
 
 
 def test_weight_free_points_and_mask_prompt(ct_volume, ct_labels):
-    engine = ns.SliceEngine(ns.load_model(None))
+    engine = ns.SliceEngine(ns.load_model(kind="weight-free"))
     z = middle_slice(ct_labels, 1)  # spleen
     image = to_uint8(ct_volume[z], "ct-soft-tissue")
     reference = ct_labels[z] == 1

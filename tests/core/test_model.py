@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from napari_sammed.core import sam_import
 from napari_sammed.core.model import Adapter, AdapterBlock
 from napari_sammed.core.registry import MODEL_SPECS, build_model
 
@@ -87,7 +88,7 @@ def test_block_wiring_feeds_norm2_to_mlp_and_adapter(window):
     for p in block.parameters():
         nn.init.normal_(p, std=0.1)
     x = torch.randn(1, 16, 16, 32)
-    vit = sys.modules["segment_anything.modeling.image_encoder"]
+    vit = sam_import.image_encoder()
     # Independent composition: attention branch exactly as SAM's Block, then
     # x + mlp(norm2(x)) + Adapter(norm2(x)).
     y = block.norm1(x)

@@ -31,7 +31,7 @@ MIN_DICE = 0.80
 
 @pytest.fixture(scope="module")
 def engine():
-    return SliceEngine(load_model(None))
+    return SliceEngine(load_model(kind="weight-free"))
 
 
 def embeddings_for(engine, volume, window, axis=0):
@@ -305,7 +305,7 @@ def test_sam_med2d_runs_through_the_same_interface(small_checkpoint, ct_volume, 
 
 
 def test_slices_are_embedded_ahead_in_batches(ct_volume, ct_labels, ct):
-    engine = SliceEngine(load_model(None), batch_size=4)
+    engine = SliceEngine(load_model(kind="weight-free"), batch_size=4)
     fresh = embeddings_for(engine, ct_volume, "ct-abdomen")
     batches = []
     original = fresh.compute

@@ -35,7 +35,7 @@ def write_seeds(path, slices: dict[int, int], affine=None) -> np.ndarray:
 def test_label_seeds_to_nifti_with_source_geometry(tmp_path, capsys):
     seeds = write_seeds(tmp_path / "seeds.nii.gz", {LIVER: 15, KIDNEY_RIGHT: 9})
     out = tmp_path / "out.nii.gz"
-    assert main(["propagate", str(CT), str(tmp_path / "seeds.nii.gz"), str(out), "--window", "ct-abdomen"]) == 0
+    assert main(["propagate", str(CT), str(tmp_path / "seeds.nii.gz"), str(out), "--window", "ct-abdomen", "--kind", "weight-free"]) == 0
     printed = capsys.readouterr().out
     assert "object 2: slices 0-17" in printed and "low_neighbour_iou at 18" in printed
     image, source = nib.load(str(out)), nib.load(str(CT))
@@ -63,7 +63,7 @@ def test_json_prompts_and_stop_marker(tmp_path):
     prompts = tmp_path / "prompts.json"
     prompts.write_text(json.dumps(spec))
     out = tmp_path / "liver.tif"
-    assert main(["propagate", str(CT), str(prompts), str(out), "--window", "ct-abdomen"]) == 0
+    assert main(["propagate", str(CT), str(prompts), str(out), "--window", "ct-abdomen", "--kind", "weight-free"]) == 0
     volume = read_volume(out)
     assert volume.spacing == (3.0, 3.0, 3.0)
     liver = volume.data == LIVER
@@ -88,7 +88,8 @@ def test_spacing_never_distorts_prompts(tmp_path):
             seed_file = tmp_path / f"seeds_{name}_{axis}.nii.gz"
             nib.save(nib.Nifti1Image(seeds[axis].T, affine), str(seed_file))
             out = tmp_path / f"{name}_{axis}.zarr"
-            args = ["propagate", str(image), str(seed_file), str(out), "--axis", axis, "--window", "ct-abdomen"]
+            args = ["propagate", str(image), str(seed_file), str(out), "--axis", axis, "--window", "ct-abdomen",
+                    "--kind", "weight-free"]
             assert main(args) == 0
             results[name, axis] = read_volume(out)
     assert results["aniso", "z"].spacing == pytest.approx((3.0, 0.8, 0.8))

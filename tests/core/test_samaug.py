@@ -100,7 +100,7 @@ def test_automatic_masks_random_init_sam_med2d(small_checkpoint, ct_volume):
 
 
 def test_weight_free_stand_in_on_real_ct(ct_volume):
-    engine = ns.SliceEngine(ns.load_model(None))
+    engine = ns.SliceEngine(ns.load_model(kind="weight-free"))
     window = resolve_window(ct_volume, "ct-soft-tissue")
     result = samaug.samaug_slice(engine, ct_volume[15], window)
     assert "weight-free" in result.masks.method
@@ -123,19 +123,20 @@ def test_samaug_cli_folder_and_volume_resume(tmp_path, ct_volume):
     for z in (10, 15):
         skio.imsave(folder / f"ct_{z}.png", ns.to_uint8(ct_volume[z], "ct-soft-tissue"), check_contrast=False)
     out = tmp_path / "out"
-    assert main(["samaug", str(folder), str(out)]) == 0
+    assert main(["samaug", str(folder), str(out), "--kind", "weight-free"]) == 0
     produced = sorted(p.name for p in out.iterdir())
     for z in (10, 15):
         for suffix in ("seg_prior.tif", "boundary_prior.tif", "augmented.tif", "augmented.png", "samaug.json"):
             assert f"ct_{z}_{suffix}" in produced
     stamp = (out / "ct_10_seg_prior.tif").stat().st_mtime_ns
-    assert main(["samaug", str(folder), str(out)]) == 0
+    assert main(["samaug", str(folder), str(out), "--kind", "weight-free"]) == 0
     assert (out / "ct_10_seg_prior.tif").stat().st_mtime_ns == stamp  # skipped on rerun
 
     import tifffile
 
     vol_out = tmp_path / "vol"
-    assert main(["samaug", str(PACKAGE_DATA / "example_mr_sm.nii.gz"), str(vol_out), "--window", "percentile"]) == 0
+    assert main(["samaug", str(PACKAGE_DATA / "example_mr_sm.nii.gz"), str(vol_out), "--window", "percentile",
+                 "--kind", "weight-free"]) == 0
     aug = tifffile.imread(vol_out / "example_mr_sm_augmented.tif")
     assert aug.shape == (20, 91, 117, 3)
     assert main(["samaug", str(tmp_path / "missing"), str(vol_out)]) == 2

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
+from napari_sammed._napari.demo import PLUGIN, SEGMENT_DOCK
 from napari_sammed._napari.layers import BOXES
+from napari_sammed._napari.segment_widget import CLASSICAL
 from napari_sammed._sample_data import sample_ct
 
 
@@ -31,3 +33,12 @@ def draw_box_around(widget, mask, z):
 def wait_for_worker(qtbot, widget):
     """Until the dock's job is over *and* its completion handler has run (it clears ``worker``)."""
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+
+
+def open_segment_dock(viewer, model: str = CLASSICAL):
+    """Open the segment dock as the Plugins menu does, with ``model`` (fast classical by default)."""
+    _dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, SEGMENT_DOCK)
+    if widget.model.value != model:
+        widget.model.value = model
+        widget.load()
+    return widget

@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 
 from napari_sammed._napari.export_widget import ExportWidget
-from napari_sammed._napari.segment_widget import SegmentWidget
 from napari_sammed._sample_data import DATA
 from tests.conftest import middle_slice
-from tests.napari.conftest import wait_for_worker
+from tests.napari.conftest import open_segment_dock, wait_for_worker
 
 pytestmark = pytest.mark.gui
 
@@ -54,7 +53,7 @@ def test_export_dock_sammed2d_and_nnunet(ct_viewer, qtbot, tmp_path):
 
 
 def test_export_records_what_made_the_labels(ct_viewer, qtbot, tmp_path):
-    segment = SegmentWidget(ct_viewer)
+    segment = open_segment_dock(ct_viewer)
     segment.image.value = ct_viewer.layers["CT"]
     reference = np.asarray(ct_viewer.layers["CT reference labels"].data)
     image = ct_viewer.layers["CT"]

@@ -3,6 +3,8 @@
 import importlib
 
 import npe2
+import numpy as np
+import pytest
 
 
 def test_manifest_validates_and_names_import():
@@ -11,6 +13,19 @@ def test_manifest_validates_and_names_import():
     for command in manifest.contributions.commands:
         module, attr = command.python_name.split(":")
         assert callable(getattr(importlib.import_module(module), attr)), command.python_name
+
+
+@pytest.mark.gui
+def test_every_widget_opens_from_the_plugins_menu(make_napari_viewer):
+    """napari builds each dock itself (viewer injected by annotation), as Plugins > ... does."""
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((4, 32, 32), np.int16), name="vol")
+    manifest = npe2.PluginManifest.from_distribution("napari-sammed")
+    names = [w.display_name for w in manifest.contributions.widgets]
+    assert names == ["SAM-Med2D segment", "Export training data"]
+    for name in names:
+        dock, widget = viewer.window.add_plugin_dock_widget("napari-sammed", name)
+        assert widget.viewer.layers["vol"] is not None and dock.widget() is not None, name
 
 
 def test_reader_and_writers_round_trip(tmp_path):

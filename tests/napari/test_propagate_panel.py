@@ -8,9 +8,8 @@ from matplotlib.backend_bases import MouseEvent
 
 from napari_sammed._napari.layers import POINTS
 from napari_sammed._napari.propagate_panel import ALL
-from napari_sammed._napari.segment_widget import SegmentWidget
 from tests.conftest import dice, middle_slice
-from tests.napari.conftest import go_to_slice, wait_for_worker
+from tests.napari.conftest import go_to_slice, open_segment_dock, wait_for_worker
 
 pytestmark = pytest.mark.gui
 LIVER, SPLEEN = 5, 1
@@ -18,8 +17,7 @@ LIVER, SPLEEN = 5, 1
 
 def dock_with_seed(viewer, organs=(LIVER,)):
     """The dock on the CT with an annotations layer holding each organ's reference middle slice."""
-    widget = SegmentWidget(viewer)
-    viewer.window.add_dock_widget(widget)
+    widget = open_segment_dock(viewer)
     image = viewer.layers["CT"]
     widget.image.value = image
     widget.window.value = "ct-abdomen"
@@ -114,7 +112,7 @@ def test_clicking_the_qc_plot_jumps_to_that_slice(ct_viewer, qtbot):
 
 
 def test_nothing_to_propagate_says_why(ct_viewer, qtbot):
-    widget = SegmentWidget(ct_viewer)
+    widget = open_segment_dock(ct_viewer)
     widget.image.value = ct_viewer.layers["CT"]
     assert widget.propagation.propagate() is None  # no labels layer, no preview
     assert widget.worker is None

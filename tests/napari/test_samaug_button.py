@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from napari_sammed._napari.samaug_layers import layer_names
-from napari_sammed._napari.segment_widget import SegmentWidget
 from napari_sammed._sample_data import sample_ct
+from tests.napari.conftest import open_segment_dock
 
 pytestmark = pytest.mark.gui
 
@@ -14,7 +14,7 @@ def test_button_creates_three_layers_then_updates(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     for data, kwargs, kind in sample_ct():
         getattr(viewer, f"add_{kind}")(data, **kwargs)
-    widget = SegmentWidget(viewer)
+    widget = open_segment_dock(viewer)
     image = viewer.layers["CT"]
     widget.image.value = image
     widget.window.value = "ct-soft-tissue"

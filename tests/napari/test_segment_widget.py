@@ -3,17 +3,18 @@
 import numpy as np
 import pytest
 
-from napari_sammed._napari.segment_widget import BOXES, POINTS, PREVIEW, SegmentWidget
+from napari_sammed._napari.segment_widget import BOXES, POINTS, PREVIEW
 from tests.conftest import dice, middle_slice
-from tests.napari.conftest import draw_box_around, go_to_slice, wait_for_worker
+from tests.napari.conftest import draw_box_around, go_to_slice, open_segment_dock, wait_for_worker
 
 pytestmark = pytest.mark.gui
 
 
-def test_box_preview_accept_undo_redo_weight_free(ct_viewer, qtbot):
-    widget = SegmentWidget(ct_viewer)
-    ct_viewer.window.add_dock_widget(widget)
-    assert "weight-free" in widget.model_status.value
+def test_default_dock_is_lite_medsam_box_preview_accept_undo_redo(ct_viewer, qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))  # a first start: no remembered model
+    _dock, widget = ct_viewer.window.add_plugin_dock_widget("napari-sammed", "SAM-Med2D segment")
+    assert widget.model.value == "LiteMedSAM (bundled)" and widget.engine.label == "LiteMedSAM"
+    assert "LiteMedSAM (bundled, medical, box prompts)" in widget.model_status.value
     image = ct_viewer.layers["CT"]
     widget.image.value = image
     widget.window.value = "ct-soft-tissue"
@@ -31,13 +32,14 @@ def test_box_preview_accept_undo_redo_weight_free(ct_viewer, qtbot):
     wait_for_worker(qtbot, widget)
     qtbot.waitUntil(lambda: widget.last_prediction is not None, timeout=60_000)
     preview = ct_viewer.layers[PREVIEW].data[z] > 0
-    assert dice(preview, reference[z] == 5) >= 0.8
+    assert dice(preview, reference[z] == 5) >= 0.9  # measured 0.951 (core test: same box, same slice)
     assert widget.quality.value != "–"
 
     widget.object_id.value = 5
     written = widget.accept()
     assert written > 0
-    assert dice(target.data[z] == 5, reference[z] == 5) >= 0.8
+    assert dice(target.data[z] == 5, reference[z] == 5) >= 0.9
+    assert target.metadata["napari_sammed"]["engine"]["kind"] == "lite-medsam"
     assert np.all(target.data[z, :5, :5] == 7)
     assert len(ct_viewer.layers[BOXES].data) == 0  # prompts cleared after accepting
 
@@ -49,11 +51,11 @@ def test_box_preview_accept_undo_redo_weight_free(ct_viewer, qtbot):
 
 
 def test_points_with_random_init_sam_med2d(ct_viewer, qtbot, small_checkpoint):
-    widget = SegmentWidget(ct_viewer)
+    widget = open_segment_dock(ct_viewer)
     widget.checkpoint.value = str(small_checkpoint)
     widget.device.value = "cpu"
     widget.load()
-    assert widget.model_status.value.startswith("sam-med2d")
+    assert widget.model_status.value.startswith("SAM-Med2D (256px)")
     image = ct_viewer.layers["CT"]
     widget.image.value = image
     go_to_slice(ct_viewer, image, 12)
@@ -77,7 +79,7 @@ def test_points_with_random_init_sam_med2d(ct_viewer, qtbot, small_checkpoint):
 
 
 def test_cancelled_volume_embedding_leaves_no_trusted_half(ct_viewer, qtbot, small_checkpoint):
-    widget = SegmentWidget(ct_viewer)
+    widget = open_segment_dock(ct_viewer)
     widget.checkpoint.value = str(small_checkpoint)
     widget.device.value = "cpu"
     widget.load()
@@ -95,13 +97,26 @@ def test_cancelled_volume_embedding_leaves_no_trusted_half(ct_viewer, qtbot, sma
     assert store.cache.verify() == []
 
 
-def test_demo_opens_ct_with_widget(qtbot, monkeypatch):
+def test_demo_fits_the_ct_beside_the_dock(qtbot, tmp_path, monkeypatch):
     from napari_sammed._napari.demo import open_demo
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))  # a first start
 
     viewer, widget = open_demo()
     try:
+        viewer.window._qt_window.resize(1600, 1000)
+        qtbot.wait(50)
+        viewer.reset_view()  # as open_demo does once the dock is laid out
         assert "CT" in viewer.layers and widget.window.value == "ct-soft-tissue"
         assert POINTS in viewer.layers and BOXES in viewer.layers
+        assert widget.target.value is viewer.layers["CT annotations"]  # Accept has a place to write
+        assert widget.engine.label == "LiteMedSAM"
+        canvas = viewer.window._qt_viewer.canvas.native
+        image = viewer.layers["CT"]
+        extent = np.asarray(image.extent.world)[:, 1:]  # (min, max) of rows, cols in world units
+        size_px = (extent[1] - extent[0]) * viewer.scene.camera.zoom
+        assert np.all(size_px <= np.array([canvas.height(), canvas.width()]) + 1)  # the whole CT shows
+        assert canvas.width() > 0.55 * viewer.window._qt_window.width()  # beside napari's own panels
     finally:
         viewer.close()
 
@@ -115,9 +130,9 @@ def test_rgb_2d_image_box(make_napari_viewer, qtbot):
     masks = sorted((DATA_DEMO / "masks").glob("amos_0507_31_*.png"))
     viewer = make_napari_viewer()
     layer = viewer.add_image(image, name="slice", rgb=True)
-    widget = SegmentWidget(viewer)
+    widget = open_segment_dock(viewer)
     widget.image.value = layer
-    assert widget._slice_axis() is None
+    assert widget.slice_axis() is None
     if masks:
         mask = skio.imread(masks[0]) > 0
     else:  # this slice ships without masks in data_demo: use a synthetic rectangle prompt
@@ -142,7 +157,7 @@ def test_3d_plus_channel_layout_gets_a_message(make_napari_viewer, monkeypatch):
     monkeypatch.setattr(module, "show_error", messages.append)
     viewer = make_napari_viewer()
     viewer.add_image(np.zeros((4, 2, 20, 20), np.uint16), name="4d")
-    widget = SegmentWidget(viewer)
+    widget = open_segment_dock(viewer)
     widget.image.value = viewer.layers["4d"]
     widget._on_image_changed()
     assert messages and "split channels first" in messages[-1]

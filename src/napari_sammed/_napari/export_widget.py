@@ -8,7 +8,6 @@ recorded by the segment dock, so provenance travels with the layers.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 from magicgui.widgets import (
@@ -26,13 +25,15 @@ from napari.layers import Image, Labels
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
 
+import napari
+
 from .._writer import layer_geometry
-from ..core.export import ExportCase, export_nnunet, export_sammed2d, export_stack
+from ..core.export import ExportCase, ExportOptions, export_case
 from ..core.export.case import parse_class_names
 from ..core.qc import TraceRow
 from .layers import contrast_window, layer_choice
 
-FORMATS = {"SAM-Med2D": "sammed2d", "nnU-Net v2": "nnunet", "TIFF stack": "tiff", "zarr stack": "zarr",
+FORMAT_NAMES = {"SAM-Med2D": "sammed2d", "nnU-Net v2": "nnunet", "TIFF stack": "tiff", "zarr stack": "zarr",
            "PNG slices": "png"}
 
 
@@ -48,14 +49,14 @@ def layer_class_names(layer: Labels) -> dict[int, str]:
 
 
 class ExportWidget(Container):
-    def __init__(self, viewer) -> None:
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(labels=True)
         self.viewer = viewer
         self.worker = None
         self.last_report = None
         self.image = layer_choice(viewer, "image", Image)
         self.labels_layer = layer_choice(viewer, "labels layer", Labels)
-        self.format = ComboBox(label="format", choices=list(FORMATS), value="SAM-Med2D")
+        self.format = ComboBox(label="format", choices=list(FORMAT_NAMES), value="SAM-Med2D")
         self.folder = FileEdit(label="folder", mode="d", value="")
         self.case = LineEdit(label="case name", value="")
         self.class_names = LineEdit(label="class names", value="")
@@ -102,20 +103,14 @@ class ExportWidget(Container):
         return ExportCase(self.case.value.strip(), data, np.asarray(labels.data), geometry,
                           parse_class_names(self.class_names.value), window, made_by.get("engine"), trace, sources)
 
-    def run(self, case: ExportCase) -> dict:
-        """The export itself (Qt-free; runs in the worker)."""
-        folder = str(self.folder.value or "")
-        if folder in ("", "."):
-            raise ValueError("choose a target folder")
-        fmt = FORMATS[self.format.value]
-        append, overwrite = bool(self.append_case.value), bool(self.overwrite.value)
-        if fmt == "sammed2d":
-            return export_sammed2d(case, folder, "zyx".index(self.axis.value), self.split.value, int(self.seed.value),
-                                   float(self.test_fraction.value), append=append, overwrite=overwrite)
-        if fmt == "nnunet":
-            return export_nnunet(case, folder, int(self.dataset_id.value), self.dataset_name.value.strip(),
-                                 self.channel.value.strip() or "CT", append, overwrite)
-        return {"files": export_stack(case, folder, fmt, include_image=True, overwrite=overwrite)}
+    def options(self) -> ExportOptions:
+        """The dock's values, frozen on the GUI thread for the worker."""
+        return ExportOptions(
+            FORMAT_NAMES[self.format.value], str(self.folder.value or ""), "zyx".index(self.axis.value), self.split.value,
+            int(self.seed.value), float(self.test_fraction.value), dataset_id=int(self.dataset_id.value),
+            dataset_name=self.dataset_name.value.strip(), channel=self.channel.value.strip() or "CT",
+            append=bool(self.append_case.value), overwrite=bool(self.overwrite.value),
+        )
 
     def export(self):
         if self.worker is not None:
@@ -123,13 +118,14 @@ class ExportWidget(Container):
         try:
             case = self.build_case()
             case.validate()
+            options = self.options()
         except ValueError as error:
             return self._failed(error)
 
         @thread_worker(progress={"total": 0, "desc": "Exporting"})
         def work():
             try:
-                return self.run(case)
+                return export_case(case, options)
             except (ValueError, OSError) as error:  # bad input / existing data: a message, not a crash
                 return {"error": error}
 
@@ -148,7 +144,7 @@ class ExportWidget(Container):
         if "error" in report:
             self._failed(report["error"])
             return
-        target = report.get("dataset") or Path(report["files"][0]).parent
+        target = report["dataset"]
         self.status.value = f"exported to {target}"
         show_info(f"napari-sammed: exported {self.case.value} to {target}")
 

@@ -105,3 +105,14 @@ def contrast_window(layer) -> Window | None:
     if layer.data.dtype == np.uint8 and (low, high) == (0, 255):
         return None
     return Window(float(low), float(high))
+
+
+def record_provenance(layer, engine: dict, window: Window | None, trace=None) -> None:
+    """What made this labels layer, for exports: the engine, the window and any QC trace."""
+    from dataclasses import asdict
+
+    made_by = layer.metadata.setdefault("napari_sammed", {})
+    made_by["engine"] = engine
+    made_by["window"] = None if window is None else window.as_dict()
+    if trace is not None:
+        made_by["trace"] = [asdict(row) for row in trace]

@@ -9,8 +9,6 @@ runs and are written into the labels layer at the end - or at Cancel - as one un
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, PushButton
 from napari.qt.threading import thread_worker
@@ -23,22 +21,12 @@ from .qc_plot import QCPlot
 CURRENT, ALL = "current object", "all objects"
 
 
-def record_provenance(layer, owner, trace=None) -> None:
-    """What made this layer's labels, for exports: the engine, the window and any QC trace."""
-    made_by = layer.metadata.setdefault("napari_sammed", {})
-    made_by["engine"] = owner.engine.describe()
-    window = owner.embeddings.window if owner.embeddings is not None else None
-    made_by["window"] = None if window is None else window.as_dict()
-    if trace is not None:
-        made_by["trace"] = [asdict(row) for row in trace]
-
-
 class PropagatePanel(Container):
-    """Owned by :class:`~napari_sammed._napari.segment_widget.SegmentWidget` (``owner``)."""
+    """The segment dock's Propagate tab; acts through the viewer's :class:`Session`."""
 
-    def __init__(self, owner) -> None:
+    def __init__(self, session) -> None:
         super().__init__(labels=True)
-        self.owner = owner
+        self.session = session
         self.pending: Propagation | None = None
         self.propagator: Propagator | None = None
         self.last_result: Propagation | None = None
@@ -53,6 +41,8 @@ class PropagatePanel(Container):
         self.plot = QCPlot(on_pick=self.jump_to)
         self.extend([self.scope, self.direction, self.min_iou, self.min_neighbour_iou, self.button, self.status])
         self.native.layout().addWidget(self.plot.canvas)
+        self.plot.canvas.setVisible(False)  # shown once there is a trace
+        self.native.layout().addStretch()
         self.button.changed.connect(lambda: self.propagate())
 
     def settings(self) -> PropagationSettings:
@@ -61,17 +51,16 @@ class PropagatePanel(Container):
 
     # ---- inputs --------------------------------------------------------------------------
     def seeds(self, layer, axis: int) -> dict:
-        owner = self.owner
-        ids = None if self.scope.value == ALL else [int(owner.object_id.value)]
-        seeds = seeds_from_labels(np.asarray(layer.data), axis, ids)
-        current = int(owner.object_id.value)
-        if self.scope.value == CURRENT and current not in seeds and owner.last_prediction is not None:
-            seeds[current] = {owner.current_index(): owner.last_prediction.mask}
+        session = self.session
+        current = int(session.object_id)
+        seeds = seeds_from_labels(np.asarray(layer.data), axis, None if self.scope.value == ALL else [current])
+        if self.scope.value == CURRENT and current not in seeds and session.last_prediction is not None:
+            seeds[current] = {session.current_index(): session.last_prediction.mask}
         return seeds
 
     def stop_markers(self, axis: int, seed_slices: set[int]) -> dict:
         """Negative clicks on non-seed slices, as (slice, x, y) for every object."""
-        layers = self.owner.viewer.layers
+        layers = self.session.viewer.layers
         points = layers[POINTS] if POINTS in layers else None
         if points is None or not len(points.data):
             return {}
@@ -86,24 +75,24 @@ class PropagatePanel(Container):
     # ---- running -------------------------------------------------------------------------
     def propagate(self):
         """Start propagation in a worker; returns it (or None with a message when it cannot run)."""
-        owner = self.owner
-        if owner.engine is None or owner.image_layer is None or owner.worker is not None:
+        session = self.session
+        if session.engine is None or session.image is None or session.worker is not None:
             return None
-        axis = owner._slice_axis()
-        if axis is None or owner.image_layer.rgb:
+        axis = session.slice_axis()
+        if axis is None or session.image.rgb:
             show_info("napari-sammed: propagation needs a 3D volume")
             return None
-        if owner.target.value is None and owner.last_prediction is None:
+        if session.labels is None and session.last_prediction is None:
             show_info("napari-sammed: segment an object first (Accept it, or keep its preview)")
             return None
-        layer = owner.target_layer()
+        layer = session.target_layer()
         seeds = self.seeds(layer, axis)
         if not seeds:
-            show_info(f"napari-sammed: object {int(owner.object_id.value)} has no voxels and no preview to start from")
+            show_info(f"napari-sammed: object {session.object_id} has no voxels and no preview to start from")
             return None
         seed_slices = {k for per_slice in seeds.values() for k in per_slice}
         stops = self.stop_markers(axis, seed_slices)
-        self.propagator = Propagator(owner.volume_embeddings(), self.settings())
+        self.propagator = Propagator(session.volume_embeddings(), self.settings())
         self.pending = Propagation()
         steps = self.propagator.steps(seeds, stops)
 
@@ -113,22 +102,22 @@ class PropagatePanel(Container):
 
         worker = run()
         worker.yielded.connect(self._on_step)
-        owner._show_preview(None, 0)
+        session.show_preview(None)
         self.status.value = "running…"
-        return owner._start_worker(worker, "propagation", then=lambda: self._commit(layer, axis, seeds))
+        return session.start_worker(worker, "propagation", then=lambda: self._commit(layer, axis, seeds))
 
     def _on_step(self, step) -> None:
         if self.pending is None:  # already committed
             return
         self.pending.add(step)
         self.status.value = f"{step.done}/{step.total} slices"
-        preview = self.owner.viewer.layers[PREVIEW]
+        preview = self.session.viewer.layers[PREVIEW]
         plane = preview.data[slice_key(self.propagator.embeddings.axis, step.index, preview.data.ndim)]
         for mask in step.masks.values():
             plane[mask] = 1
         # Last: refreshing the preview and the progress bar may process Qt events, and with
         # them the worker's "finished" (which commits), so all bookkeeping is done by now.
-        pbar = getattr(self.owner.worker, "pbar", None)
+        pbar = getattr(self.session.worker, "pbar", None)
         if pbar is not None:
             pbar.total = step.total
             pbar.update(step.done - pbar.n)
@@ -139,24 +128,25 @@ class PropagatePanel(Container):
         result = self.pending or Propagation()
         result.trace, result.ends = self.propagator.trace, self.propagator.ends
         written = 0
-        overwrite = bool(self.owner.overwrite.value)
+        overwrite = bool(self.session.overwrite)
         with layer.block_history():
             for object_id in sorted(result.masks):
                 for index, mask in sorted(result.masks[object_id].items()):
                     written += write_mask(layer, mask, axis, index, object_id, overwrite=overwrite)
-        self.owner._show_preview(None, 0)
+        self.session.show_preview(None)
         self.last_result, self.pending = result, None
-        record_provenance(layer, self.owner, result.trace)
+        self.session.record(layer, result.trace)
         n_slices = sum(len(m) for m in result.masks.values())
         self.status.value = f"{n_slices} slices, {written} voxels written (Ctrl+Z undoes all)"
+        self.plot.canvas.setVisible(True)
         self.plot.show(result.trace, seeds)
 
     def jump_to(self, index: int) -> None:
-        owner = self.owner
-        axis = owner._slice_axis()
+        session = self.session
+        axis = session.slice_axis()
         if axis is None:
             return
-        layer = owner.image_layer
+        layer = session.image
         index = int(np.clip(index, 0, layer.data.shape[axis] - 1))
         world = layer.data_to_world([index if i == axis else 0 for i in range(layer.ndim)])
-        owner.viewer.dims.set_point(owner.viewer.dims.ndim - layer.ndim + axis, world[axis])
+        session.viewer.dims.set_point(session.viewer.dims.ndim - layer.ndim + axis, world[axis])

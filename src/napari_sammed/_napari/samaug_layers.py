@@ -38,12 +38,12 @@ def ensure_layers(viewer, image, shape: tuple[int, ...], metadata: dict) -> dict
     return layers
 
 
-def samaug_worker(widget, whole_volume: bool, settings: AmgSettings = AmgSettings()):
-    """Start a worker computing SAMAug maps into the three layers; returns it (quit() cancels)."""
-    viewer, image, engine = widget.viewer, widget.image_layer, widget.engine
-    store = widget.volume_embeddings()
-    axis = widget._slice_axis()
-    indices = list(range(store.n_slices)) if whole_volume and axis is not None else [widget.current_index()]
+def samaug_worker(session, whole_volume: bool, settings: AmgSettings = AmgSettings()):
+    """A worker computing SAMAug maps into the three layers; returns it (quit() cancels)."""
+    viewer, image, engine = session.viewer, session.image, session.engine
+    store = session.volume_embeddings()
+    axis = session.slice_axis()
+    indices = list(range(store.n_slices)) if whole_volume and axis is not None else [session.current_index()]
     shape = image.data.shape[:2] if image.rgb else image.data.shape
     meta = {"samaug": {"engine": engine.describe(), "amg": settings.as_dict(),
                        "window": None if store.window is None else store.window.as_dict()}}

@@ -1,4 +1,8 @@
-"""Segment dock: model, intensity window, embeddings, prompts -> preview -> accept into labels."""
+"""Segment dock: model, intensity window, embeddings, prompts -> preview -> accept into labels.
+
+Laid out as tabs (model · segment · propagate · SAMAug) under an always-visible image picker,
+so the dock stays short and the canvas keeps most of the window.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +13,21 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, Pus
 from napari.layers import Image, Labels
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import QTabWidget
 
-from ..core.api import load_model
-from ..core.classical import LABEL as WEIGHT_FREE_LABEL
+import napari
+
+from ..core.api import describe_default, load_model
 from ..core.engine import SliceEngine
-from ..core.volume import VolumeEmbeddings
-from ..core.windowing import CT_PRESETS, PERCENTILE_PRESET, Window, resolve_window
-from .layers import (
-    BOXES,
-    POINTS,
-    PREVIEW,
-    contrast_window,
-    layer_choice,
-    prompt_for_slice,
-    slice_key,
-    write_mask,
-)
-from .propagate_panel import PropagatePanel, record_provenance
-from .settings import cache_dir, load_settings, save_settings
+from ..core.windowing import CT_PRESETS, PERCENTILE_PRESET
+from .layers import BOXES, POINTS, PREVIEW, layer_choice, prompt_for_slice, write_mask
+from .propagate_panel import PropagatePanel
+from .session import FOLLOW, Session
+from .settings import load_settings, save_settings
 
-FOLLOW = "follow contrast limits"
+BUNDLED, CHECKPOINT, CLASSICAL = "LiteMedSAM (bundled)", "checkpoint file", "weight-free (classical)"
+DOCK_WIDTH = 360
+NEW_LABELS = "a new '<image> labels' layer is made on the first Accept"
 HELP = (
     "Click in 'SAM points' (positive; tick 'negative clicks' or press T for negative) or draw a "
     "rectangle in 'SAM boxes': the preview updates at once. Shift-A accept, Shift-N next object, "
@@ -36,33 +35,50 @@ HELP = (
 )
 
 
-class SegmentWidget(Container):
-    """Dock widget; one per viewer, holding that viewer's engine and embeddings (no globals)."""
+def model_summary(engine: SliceEngine, bundled: bool) -> str:
+    """What the dock says about the loaded model, e.g. "LiteMedSAM (bundled, medical, box prompts)"."""
+    if bundled:
+        return f"{describe_default()} on {engine.device}"
+    sha = engine.describe().get("checkpoint_sha256")
+    return f"{engine.label} ({engine.frame}px) on {engine.device}" + (f", sha256 {sha[:12]}…" if sha else "")
 
-    def __init__(self, viewer) -> None:
+
+def _page(*widgets) -> Container:
+    page = Container(labels=True)
+    page.extend(widgets)
+    page.native.layout().addStretch()  # keep controls together at the top of the tab
+    return page
+
+
+class SegmentWidget(Container):
+    """Dock widget; one per viewer, holding that viewer's :class:`Session` (no globals)."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(labels=True)
         self.viewer = viewer
-        self.engine: SliceEngine | None = None
-        self.embeddings: VolumeEmbeddings | None = None
-        self._embed_key: tuple | None = None
-        self.worker = None
-        self.last_prediction = None
+        self.session = Session(viewer)
         self.last_latency_ms: float | None = None
         stored = load_settings()
 
+        # always visible
+        self.image = layer_choice(viewer, "image", Image)
+        self.model_status = Label(label="model", value="")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        # model
+        self.model = ComboBox(label="model", choices=[BUNDLED, CHECKPOINT, CLASSICAL],
+                              value=stored.get("model", BUNDLED))
         self.checkpoint = FileEdit(label="checkpoint", mode="r", filter="*.pth *.pt *.safetensors",
                                    value=stored.get("checkpoint", ""))
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"], value=stored.get("device", "auto"))
         self.precision = ComboBox(label="precision", choices=["fp32", "bf16", "fp16"], value=stored.get("precision", "fp32"))
         self.load_button = PushButton(text="Load model")
-        self.model_status = Label(label="model", value="")
-        self.image = layer_choice(viewer, "image", Image)
         self.axis = ComboBox(label="slice axis", choices=["z", "y", "x"], value="z")
         self.window = ComboBox(label="intensity", choices=[FOLLOW, *CT_PRESETS, PERCENTILE_PRESET], value=FOLLOW)
         self.embed_slice_button = PushButton(text="Embed current slice")
         self.embed_volume_button = PushButton(text="Embed whole volume")
-        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        # segment
         self.target = layer_choice(viewer, "labels layer", Labels, nullable=True)
+        self.target_hint = Label(value=NEW_LABELS)
         self.object_id = SpinBox(label="object id", min=1, max=65535, value=1)
         self.overwrite = CheckBox(text="paint over other objects", value=False)
         self.negative = CheckBox(text="negative clicks (T)", value=False)
@@ -70,80 +86,126 @@ class SegmentWidget(Container):
         self.accept_button = PushButton(text="Accept (Shift-A)")
         self.next_button = PushButton(text="Next object (Shift-N)")
         self.clear_button = PushButton(text="Clear prompts (Esc)")
+        # SAMAug
         self.samaug_scope = ComboBox(label="SAMAug on", choices=["current slice", "whole volume"])
         self.samaug_button = PushButton(text="SAMAug priors")
-        self.extend([
-            self.checkpoint, self.device, self.precision, self.load_button, self.model_status,
-            self.image, self.axis, self.window, self.embed_slice_button, self.embed_volume_button,
-            self.cancel_button, self.target, self.object_id, self.overwrite, self.negative, self.quality,
-            self.accept_button, self.next_button, self.clear_button, self.samaug_scope, self.samaug_button,
-        ])
-        self.propagation = PropagatePanel(self)
-        self.append(self.propagation)
+        self.propagation = PropagatePanel(self.session)
+
+        self.extend([self.image, self.model_status])
+        self.tabs = QTabWidget()
+        for title, page in (
+            ("Segment", _page(self.target, self.target_hint, self.object_id, self.overwrite, self.negative,
+                              self.quality, self.accept_button, self.next_button, self.clear_button)),
+            ("Propagate", self.propagation),
+            ("SAMAug", _page(self.samaug_scope, self.samaug_button)),
+            ("Model", _page(self.model, self.checkpoint, self.device, self.precision, self.load_button,
+                            self.axis, self.window, self.embed_slice_button, self.embed_volume_button)),
+        ):
+            self.tabs.addTab(page.native, title)
+        self.native.layout().addWidget(self.tabs)
+        self.append(self.cancel_button)
+        self.native.layout().addStretch()
+        self.model_status.native.setWordWrap(True)
+        self.native.setMaximumWidth(DOCK_WIDTH)  # leave the canvas most of a laptop screen
         self.native.setToolTip(HELP)
 
         self.load_button.changed.connect(self.load)
+        self.model.changed.connect(self._sync_model_choice)
+        self.checkpoint.changed.connect(self._on_checkpoint_picked)
         self.embed_slice_button.changed.connect(lambda: self.embed(whole_volume=False))
         self.embed_volume_button.changed.connect(lambda: self.embed(whole_volume=True))
-        self.cancel_button.changed.connect(self.cancel)
+        self.cancel_button.changed.connect(self.session.cancel)
         self.accept_button.changed.connect(self.accept)
         self.next_button.changed.connect(self.next_object)
         self.clear_button.changed.connect(self.clear_prompts)
         self.samaug_button.changed.connect(lambda: self.run_samaug())
         self.negative.changed.connect(self._sync_point_sign)
         self.image.changed.connect(self._on_image_changed)
+        self.target.changed.connect(self._sync_session)
+        for control in (self.axis, self.window, self.object_id, self.overwrite):
+            control.changed.connect(self._sync_session)
+        self.session.on_busy.append(lambda busy: setattr(self.cancel_button, "enabled", busy))
+        self.session.on_new_labels.append(self._select_new_labels)
         self.viewer.dims.events.current_step.connect(lambda _e: self.segment())
         for key, action in (("Shift-A", self.accept), ("Shift-N", self.next_object),
                             ("Escape", self.clear_prompts), ("T", self._toggle_sign)):
             self.viewer.bind_key(key, lambda _v, a=action: a(), overwrite=True)
+        self._sync_model_choice()
         self.load()
         self._on_image_changed()
 
-    # ---- model ---------------------------------------------------------------------------
-    def load(self) -> None:
-        path = str(self.checkpoint.value or "")
-        if path in ("", "."):
-            path = None
-        try:
-            model = load_model(path, device=self.device.value, dtype=self.precision.value)
-        except (ValueError, RuntimeError) as error:
-            show_error(f"napari-sammed: {error}")
-            self.model_status.value = f"not loaded: {error}"
-            return
-        self.engine = SliceEngine(model)
-        self.embeddings, self._embed_key = None, None
-        if path is None:
-            self.model_status.value = f"no checkpoint -> {WEIGHT_FREE_LABEL}"
-        else:
-            spec = model.spec
-            self.model_status.value = f"{spec.kind} ({spec.img_size}px) sha256 {model.checkpoint_sha256[:12]}…"
-            save_settings(checkpoint=path, device=self.device.value, precision=self.precision.value)
+    # ---- shared state --------------------------------------------------------------------
+    @property
+    def engine(self) -> SliceEngine | None:
+        return self.session.engine
 
-    # ---- image / slices ------------------------------------------------------------------
+    @property
+    def worker(self):
+        return self.session.worker
+
+    @property
+    def last_prediction(self):
+        return self.session.last_prediction
+
     @property
     def image_layer(self) -> Image | None:
         return self.image.value
 
-    def _slice_axis(self) -> int | None:
-        layer = self.image_layer
-        if layer is None or layer.ndim == 2:
-            return None
-        return "zyx".index(self.axis.value)
+    def _sync_session(self, _event=None) -> None:
+        """Copy the dock's controls into the session the panels read."""
+        s = self.session
+        s.image, s.labels = self.image.value, self.target.value
+        s.axis_name, s.window_choice = self.axis.value, self.window.value
+        s.object_id, s.overwrite = int(self.object_id.value), bool(self.overwrite.value)
+        self.target_hint.visible = self.target.value is None
+
+    def slice_axis(self) -> int | None:
+        return self.session.slice_axis()
 
     def current_index(self) -> int:
-        axis = self._slice_axis()
-        if axis is None:
-            return 0
-        coords = self.image_layer.world_to_data(self.viewer.dims.point)
-        return int(np.clip(np.rint(coords[axis]), 0, self.image_layer.data.shape[axis] - 1))
+        return self.session.current_index()
 
-    def current_window(self) -> Window | None:
-        layer = self.image_layer
-        if self.window.value == FOLLOW:
-            return contrast_window(layer)
-        return resolve_window(np.asarray(layer.data), self.window.value)
+    def volume_embeddings(self):
+        return self.session.volume_embeddings()
 
+    # ---- model ---------------------------------------------------------------------------
+    def _sync_model_choice(self, _event=None) -> None:
+        self.checkpoint.enabled = self.model.value == CHECKPOINT
+        if self.model.value == CHECKPOINT and str(self.checkpoint.value or "") in ("", "."):
+            self.model_status.value = "pick a checkpoint file, then Load model"
+
+    def _on_checkpoint_picked(self, _event=None) -> None:
+        if str(self.checkpoint.value or "") not in ("", "."):
+            self.model.value = CHECKPOINT
+
+    def load(self) -> None:
+        """Load the chosen model (LiteMedSAM unless a checkpoint or the classical engine is picked)."""
+        choice = self.model.value
+        path = str(self.checkpoint.value or "")
+        if choice == CHECKPOINT and path in ("", "."):
+            choice = BUNDLED
+        if choice == BUNDLED and path not in ("", "."):
+            choice = CHECKPOINT  # a checkpoint typed in (or remembered) is what the user asked for
+        try:
+            if choice == CLASSICAL:
+                model = load_model(kind="weight-free")
+            else:
+                model = load_model(path if choice == CHECKPOINT else None, device=self.device.value,
+                                   dtype=self.precision.value)
+        except (ValueError, RuntimeError) as error:
+            show_error(f"napari-sammed: {error}")
+            self.model_status.value = f"not loaded: {error}"
+            return
+        self.session.engine = SliceEngine(model)
+        self.session.forget_embeddings()
+        self.model_status.value = model_summary(self.session.engine, bundled=choice == BUNDLED)
+        self.model.value = choice
+        save_settings(model=choice, checkpoint=path if choice == CHECKPOINT else "",
+                      device=self.device.value, precision=self.precision.value)
+
+    # ---- image / prompt layers -----------------------------------------------------------
     def _on_image_changed(self, _event=None) -> None:
+        self._sync_session()
         layer = self.image_layer
         if layer is None:
             return
@@ -153,25 +215,6 @@ class SegmentWidget(Container):
             return
         self._ensure_prompt_layers(layer)
 
-    def volume_embeddings(self) -> VolumeEmbeddings:
-        """Embeddings for the current (image, window, axis, model); rebuilt when any changes."""
-        layer = self.image_layer
-        window = self.current_window()
-        axis = self._slice_axis()
-        key = (id(layer), window, axis, id(self.engine))
-        if self._embed_key != key or self.embeddings is None:
-            data = np.asarray(layer.data)
-            if layer.rgb:
-                data = data[None]  # one RGB slice
-            elif axis is None:
-                data = data[None]
-            self.embeddings = _LayerEmbeddings(self.engine, data, window, 0 if axis is None else axis,
-                                               cache_dir=cache_dir() if data.shape[0] > 1 else None,
-                                               rgb=bool(layer.rgb))
-            self._embed_key = key
-        return self.embeddings
-
-    # ---- prompt layers ------------------------------------------------------------------
     def _ensure_prompt_layers(self, image: Image) -> None:
         ndim = 2 if image.rgb else image.ndim
         shape = image.data.shape[:ndim]
@@ -205,7 +248,7 @@ class SegmentWidget(Container):
         boxes = self.viewer.layers[BOXES]
         rects = [d for d, t in zip(boxes.data, boxes.shape_type, strict=True) if t == "rectangle"]
         positive = points.features["positive"].to_numpy() if len(points.data) else np.zeros(0, bool)
-        return prompt_for_slice(np.asarray(points.data), positive, rects, self._slice_axis(), self.current_index())
+        return prompt_for_slice(np.asarray(points.data), positive, rects, self.slice_axis(), self.current_index())
 
     # ---- segmentation --------------------------------------------------------------------
     def segment(self) -> None:
@@ -215,58 +258,45 @@ class SegmentWidget(Container):
         started = time.perf_counter()
         prompt = self.current_prompt()
         index = self.current_index()
-        preview = self.viewer.layers[PREVIEW]
         if prompt is None:
-            self._show_preview(None, index)
+            self.session.show_preview(None, index)
+            self.quality.value = "–"
             return
         store = self.volume_embeddings()
         if not store.is_embedded(index):
             self.embed(whole_volume=False, then_segment=True)
             return
         pred = self.engine.predict_batch(store.get(index), store.slice_shape, [prompt])[0]
-        self.last_prediction = pred
-        self._show_preview(pred.mask, index)
+        self.session.show_preview(pred.mask, index)
+        self.session.last_prediction = pred
         self.quality.value = f"{pred.iou:.3f}"
         self.last_latency_ms = (time.perf_counter() - started) * 1000
-        preview.refresh()
-
-    def _show_preview(self, mask, index: int) -> None:
-        preview = self.viewer.layers[PREVIEW]
-        preview.data[...] = 0
-        if mask is not None:
-            preview.data[slice_key(self._slice_axis(), index, preview.data.ndim)] = mask.astype(np.uint8)
-        else:
-            self.last_prediction = None
-            self.quality.value = "–"
-        preview.refresh()
 
     # ---- embeddings in a worker ----------------------------------------------------------
     def embed(self, whole_volume: bool = True, then_segment: bool = False):
+        """Embed the current slice or the whole volume in a worker (progress bar, Cancel)."""
         if self.engine is None or self.image_layer is None:
             show_info("napari-sammed: choose an image first")
             return None
         if self.worker is not None:
             return self.worker
         store = self.volume_embeddings()
-        todo = [i for i in (range(store.n_slices) if whole_volume else [self.current_index()])
-                if not store.is_embedded(i)]
-        if not todo:
-            if then_segment:
-                self.segment()
-            return None
+        wanted = list(range(store.n_slices)) if whole_volume else [self.current_index()]
         step = self.engine.batch_size
 
-        @thread_worker(progress={"total": len(todo), "desc": "Embedding slices"})
+        @thread_worker(progress={"total": len(wanted), "desc": "Embedding slices"})
         def run():
+            todo = store.missing(wanted)  # opens (and hashes for) the disk cache, off the GUI thread
+            yield len(wanted) - len(todo)
             for start in range(0, len(todo), step):
                 store.compute(todo[start : start + step])
-                yield min(start + step, len(todo))
+                yield len(wanted) - len(todo) + min(start + step, len(todo))
 
         def then():
             if then_segment and store.is_embedded(self.current_index()):
                 self.segment()
 
-        return self._start_worker(run(), "embedding", then)
+        return self.session.start_worker(run(), "embedding", then)
 
     def run_samaug(self, settings=None):
         """Write/update the three SAMAug layers for the current slice or the whole volume."""
@@ -275,50 +305,31 @@ class SegmentWidget(Container):
 
         if self.engine is None or self.image_layer is None or self.worker is not None:
             return None
-        worker, _layers = samaug_worker(self, self.samaug_scope.value == "whole volume", settings or AmgSettings())
-        return self._start_worker(worker, "SAMAug")
-
-    def _start_worker(self, worker, what: str, then=None):
-        """Run the dock's one background job; Cancel is live while it runs."""
-        self.worker = worker
-        self.cancel_button.enabled = True
-
-        def finished():
-            self.worker = None
-            self.cancel_button.enabled = False
-            if then is not None:
-                then()
-
-        worker.finished.connect(finished)
-        worker.errored.connect(lambda e: show_error(f"napari-sammed: {what} failed: {e}"))
-        worker.start()
-        return worker
+        worker, _layers = samaug_worker(self.session, self.samaug_scope.value == "whole volume",
+                                        settings or AmgSettings())
+        return self.session.start_worker(worker, "SAMAug")
 
     def cancel(self) -> None:
-        if self.worker is not None:
-            self.worker.quit()
+        self.session.cancel()
 
     # ---- accepting results ---------------------------------------------------------------
     def target_layer(self) -> Labels:
-        if self.target.value is None:
-            image = self.image_layer
-            shape = image.data.shape[:2] if image.rgb else image.data.shape
-            layer = self.viewer.add_labels(np.zeros(shape, np.int32), name=f"{image.name} labels",
-                                           scale=image.scale[: len(shape)], translate=image.translate[: len(shape)],
-                                           metadata=dict(image.metadata))
-            self.target.reset_choices()
-            self.target.value = layer
-        return self.target.value
+        return self.session.target_layer()
+
+    def _select_new_labels(self, layer: Labels) -> None:
+        self.target.reset_choices()
+        self.target.value = layer
 
     def accept(self) -> int:
         """Write the preview into the labels layer as one undoable step; returns voxels written."""
-        if self.last_prediction is None:
+        prediction = self.last_prediction
+        if prediction is None:
             show_info("napari-sammed: nothing to accept - add a prompt first")
             return 0
         layer = self.target_layer()
-        written = write_mask(layer, self.last_prediction.mask, self._slice_axis(), self.current_index(),
+        written = write_mask(layer, prediction.mask, self.slice_axis(), self.current_index(),
                              int(self.object_id.value), overwrite=self.overwrite.value)
-        record_provenance(layer, self)
+        self.session.record(layer)
         self.clear_prompts()
         return written
 
@@ -333,21 +344,5 @@ class SegmentWidget(Container):
             if name in self.viewer.layers:
                 layer = self.viewer.layers[name]
                 layer.data = [] if name == BOXES else np.zeros((0, layer.ndim))
-        if PREVIEW in self.viewer.layers:
-            self._show_preview(None, 0)
-
-
-class _LayerEmbeddings(VolumeEmbeddings):
-    """VolumeEmbeddings for a layer's data; a single RGB slice is passed through unwindowed."""
-
-    def __init__(self, engine, data, window, axis, cache_dir=None, rgb=False):
-        self.rgb = rgb
-        if rgb:
-            window = None
-        super().__init__(engine, data if not rgb else data[..., 0], window, axis, cache_dir)
-        self.data = data
-
-    def slice_uint8(self, index: int) -> np.ndarray:
-        if self.rgb:
-            return np.asarray(self.data[index], dtype=np.uint8)
-        return super().slice_uint8(index)
+        self.session.show_preview(None)
+        self.quality.value = "–"

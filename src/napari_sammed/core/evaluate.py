@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from skimage.measure import label as connected_components
 from skimage.measure import regionprops
 
-from .engine import Prediction, SliceEngine, nearest_indices, sigmoid
+from .engine import Prediction, SliceEngine
+from .transforms import nearest_indices
 
 FRAME = 256
 PROMPT_MODES = ("bbox", "1pt", "3pt", "5pt")
@@ -114,9 +115,8 @@ def _pick(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def protocol_mask_prompt(engine, low_res_logits: np.ndarray) -> np.ndarray:
-    """The protocol feeds sigmoid(previous logits) to every network (SAM baselines included);
-    the weight-free engine reads its own logits."""
-    return low_res_logits if getattr(engine, "is_classical", False) else sigmoid(low_res_logits)
+    """The protocol feeds sigmoid(previous logits) to every network (SAM baselines included)."""
+    return engine.backend.protocol_mask_prompt(low_res_logits)
 
 
 def predict_mode(engine: SliceEngine, embedding, truth: np.ndarray, mode: str, rng: np.random.Generator) -> Prediction:

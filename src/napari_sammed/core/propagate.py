@@ -236,7 +236,7 @@ class Propagator:
 
     def _embed(self, indices) -> None:
         """Embed those of ``indices`` not embedded yet, in one call (batched by the engine)."""
-        todo = sorted(k for k in set(indices) if not self.embeddings.is_embedded(k))
+        todo = self.embeddings.missing(sorted(set(indices)))
         if todo:
             self.embeddings.compute(todo)
 

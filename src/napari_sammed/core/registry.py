@@ -1,4 +1,5 @@
-"""Model kinds and their builders: SAM-Med2D (256 px, adapters), Meta SAM vit_b/l/h, MedSAM."""
+"""Model kinds and their builders: SAM-Med2D (256 px, adapters), Meta SAM vit_b/l/h, MedSAM,
+LiteMedSAM (TinyViT, 256 px)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from functools import partial
 import torch
 from torch import nn
 
+from .lite_medsam import LiteMedSamSpec
 from .model import AdapterImageEncoderViT
 from .sam_import import modeling
+from .tiny_vit import TinyViT
 
 PIXEL_MEAN = (123.675, 116.28, 103.53)
 PIXEL_STD = (58.395, 57.12, 57.375)
@@ -33,6 +36,7 @@ class ModelSpec:
     preprocess: str
     window_size: int = 14
     patch_size: int = 16
+    family = "vit"
 
     @property
     def grid(self) -> int:
@@ -61,14 +65,17 @@ MODEL_SPECS: dict[str, ModelSpec] = {
     "sam_vit_l": ModelSpec("sam_vit_l", 1024, 1024, 24, 16, (5, 11, 17, 23), False, "sam"),
     "sam_vit_h": ModelSpec("sam_vit_h", 1024, 1280, 32, 16, (7, 15, 23, 31), False, "sam"),
     "medsam": ModelSpec("medsam", 1024, adapters=False, preprocess="medsam", **_VIT_B),
+    "lite-medsam": LiteMedSamSpec(),
 }
 
 
-def build_model(spec: ModelSpec, device: str | torch.device = "cpu") -> nn.Module:
+def build_model(spec: ModelSpec | LiteMedSamSpec, device: str | torch.device = "cpu") -> nn.Module:
     """Build an (untrained) ``segment_anything`` ``Sam`` for ``spec``; ``device="meta"`` allocates nothing."""
     m = modeling()
     with torch.device(device):
-        if spec.adapters:
+        if spec.family == "lite-medsam":
+            encoder = TinyViT()
+        elif spec.adapters:
             encoder = AdapterImageEncoderViT(
                 spec.img_size, spec.embed_dim, spec.depth, spec.num_heads,
                 spec.global_attn_indexes, spec.window_size, spec.patch_size,

@@ -6,6 +6,9 @@ Three pre-processing modes (``ModelSpec.preprocess``):
   (OpenCV ``INTER_NEAREST`` indexing: source = floor(dst * src / dst)); no aspect keeping.
 - ``"sam"``: bilinear (antialiased) resize of the longest side to S, normalise, pad bottom/right.
 - ``"medsam"``: bilinear resize to S x S, min-max to [0, 1].
+- ``"lite-medsam"``: as LiteMedSAM's official inference: OpenCV ``INTER_AREA`` resize of the
+  longest side to S, min-max of the resized image to [0, 1], pad bottom/right; prompts scaled by
+  S / max(H, W), box corners truncated to whole pixels.
 
 Coordinates are (x, y) pixels throughout; boxes are XYXY.
 """
@@ -17,6 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from .registry import PIXEL_MEAN, PIXEL_STD
+
+MODES = ("sam-med2d", "sam", "medsam", "lite-medsam")
 
 
 def nearest_indices(src: int, dst: int) -> np.ndarray:
@@ -33,26 +38,32 @@ class FrameTransform:
     """Maps one slice size to one model frame and back."""
 
     def __init__(self, mode: str, frame: int, image_size: tuple[int, int]) -> None:
-        if mode not in ("sam-med2d", "sam", "medsam"):
+        if mode not in MODES:
             raise ValueError(f"unknown preprocessing mode {mode!r}")
         self.mode, self.frame = mode, frame
         self.height, self.width = (int(image_size[0]), int(image_size[1]))
-        if mode == "sam":
+        self.padded = mode in ("sam", "lite-medsam")
+        if self.padded:
             self.inner = longest_side_size(self.height, self.width, frame)
         else:
             self.inner = (frame, frame)
+        if mode == "lite-medsam":
+            self.scale = (frame / max(self.height, self.width),) * 2
+        else:
+            self.scale = (self.inner[1] / self.width, self.inner[0] / self.height)
 
     # ---- prompts -------------------------------------------------------------------------
     def coords(self, xy: np.ndarray) -> np.ndarray:
         """(..., 2) x, y in slice pixels -> model frame."""
         out = np.array(xy, dtype=np.float64, copy=True)
-        out[..., 0] *= self.inner[1] / self.width
-        out[..., 1] *= self.inner[0] / self.height
+        out[..., 0] *= self.scale[0]
+        out[..., 1] *= self.scale[1]
         return out
 
     def boxes(self, xyxy: np.ndarray) -> np.ndarray:
         """(..., 4) XYXY in slice pixels -> model frame."""
-        return self.coords(np.asarray(xyxy, dtype=np.float64).reshape(-1, 2, 2)).reshape(-1, 4)
+        out = self.coords(np.asarray(xyxy, dtype=np.float64).reshape(-1, 2, 2)).reshape(-1, 4)
+        return np.trunc(out) if self.mode == "lite-medsam" else out
 
     # ---- images --------------------------------------------------------------------------
     def images(self, batch: torch.Tensor) -> torch.Tensor:
@@ -66,6 +77,8 @@ class FrameTransform:
             cols = torch.from_numpy(nearest_indices(self.width, self.frame)).to(device)
             x = x.index_select(2, rows).index_select(3, cols)
             return (x.float() - mean) / std
+        if self.mode == "lite-medsam":
+            return self._lite_medsam_images(batch)
         if self.mode == "sam":
             x = F.interpolate(x.float(), self.inner, mode="bilinear", align_corners=False, antialias=True)
             x = (x.round().clamp(0, 255) - mean) / std
@@ -76,6 +89,17 @@ class FrameTransform:
         high = x.amax(dim=(1, 2, 3), keepdim=True)
         return (x - low) / (high - low).clamp_min(1e-8)
 
+    def _lite_medsam_images(self, batch: torch.Tensor) -> torch.Tensor:
+        import cv2  # OpenCV's INTER_AREA is the reference; torch has no bit-equal twin
+
+        size = (self.inner[1], self.inner[0])
+        resized = np.stack([cv2.resize(img, size, interpolation=cv2.INTER_AREA) for img in batch.cpu().numpy()])
+        x = torch.from_numpy(resized).to(batch.device).permute(0, 3, 1, 2).float()
+        low = x.amin(dim=(1, 2, 3), keepdim=True)
+        high = x.amax(dim=(1, 2, 3), keepdim=True)
+        x = (x - low) / (high - low).clamp_min(1e-8)
+        return F.pad(x, (0, self.frame - self.inner[1], 0, self.frame - self.inner[0]))
+
     def masks(self, mask: np.ndarray) -> torch.Tensor:
         """(H, W) binary slice mask -> (1, 1, S, S) float32 in [0, 1], placed as the image is."""
         x = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None, None]
@@ -83,7 +107,7 @@ class FrameTransform:
             rows = torch.from_numpy(nearest_indices(self.height, self.frame))
             cols = torch.from_numpy(nearest_indices(self.width, self.frame))
             return x.index_select(2, rows).index_select(3, cols)
-        if self.mode == "sam":
+        if self.padded:
             x = F.interpolate(x, self.inner, mode="bilinear", align_corners=False)
             return F.pad(x, (0, self.frame - self.inner[1], 0, self.frame - self.inner[0]))
         return F.interpolate(x, (self.frame, self.frame), mode="bilinear", align_corners=False)
@@ -92,7 +116,7 @@ class FrameTransform:
     def logits(self, frame_logits: torch.Tensor) -> torch.Tensor:
         """(B, 1, S, S) logits in the model frame -> (B, 1, H, W) at slice size (bilinear)."""
         x = frame_logits
-        if self.mode == "sam":
+        if self.padded:
             x = x[..., : self.inner[0], : self.inner[1]]
         return F.interpolate(x, (self.height, self.width), mode="bilinear", align_corners=False)
 

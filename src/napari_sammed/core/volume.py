@@ -52,24 +52,39 @@ class VolumeEmbeddings:
         self.n_slices = volume.shape[self.axis]
         self.slice_shape = tuple(s for i, s in enumerate(volume.shape) if i != self.axis)
         self._memory: dict[int, torch.Tensor] = {}
-        self.cache: EmbeddingCache | None = None
-        if cache_dir is not None:
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.storage_dtype = storage_dtype
+        self._cache: EmbeddingCache | None = None
+
+    @property
+    def cache(self) -> EmbeddingCache | None:
+        """The on-disk store, opened on first use: naming it hashes the whole volume, which
+        belongs in a worker, not in the constructor a GUI calls."""
+        if self._cache is None and self.cache_dir is not None:
             signature = {
-                "data_sha256": data_hash(volume),
+                "data_sha256": data_hash(self.volume),
                 "axis": "zyx"[self.axis],
-                "window": None if window is None else window.as_dict(),
-                "engine": {k: v for k, v in engine.describe().items() if k in ("kind", "checkpoint_sha256", "dtype")},
+                "window": None if self.window is None else self.window.as_dict(),
+                "engine": {k: v for k, v in self.engine.describe().items()
+                           if k in ("kind", "checkpoint_sha256", "dtype")},
             }
-            name = f"{signature['data_sha256'][:16]}_{signature['axis']}_{engine.kind}.zarr"
-            self.cache = EmbeddingCache.open(
-                Path(cache_dir) / name, signature, (self.n_slices, *engine.embedding_shape), storage_dtype
+            name = f"{signature['data_sha256'][:16]}_{signature['axis']}_{self.engine.kind}.zarr"
+            self._cache = EmbeddingCache.open(
+                self.cache_dir / name, signature, (self.n_slices, *self.engine.embedding_shape), self.storage_dtype
             )
+        return self._cache
 
     def slice_uint8(self, index: int) -> np.ndarray:
         return apply_window(get_slice(self.volume, self.axis, index), self.window)
 
     def is_embedded(self, index: int) -> bool:
-        return index in self._memory or (self.cache is not None and bool(self.cache.done[index]))
+        """In memory, or in an already opened cache (this never opens the cache)."""
+        return index in self._memory or (self._cache is not None and bool(self._cache.done[index]))
+
+    def missing(self, indices) -> list[int]:
+        """Which of ``indices`` still need the encoder (opens the cache: call it off the GUI thread)."""
+        cache = self.cache
+        return [i for i in indices if i not in self._memory and not (cache is not None and cache.done[i])]
 
     def get(self, index: int) -> torch.Tensor:
         """Embedding of slice ``index`` (C, G, G), computing it if needed."""
@@ -92,7 +107,7 @@ class VolumeEmbeddings:
         Stops cleanly between batches when ``should_stop()`` is true: finished slices stay valid.
         """
         if indices is None:
-            indices = [i for i in range(self.n_slices) if not self.is_embedded(i)]
+            indices = self.missing(range(self.n_slices))
         step = batch_size or self.engine.batch_size
         done = 0
         for start in range(0, len(indices), step):

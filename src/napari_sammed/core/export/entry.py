@@ -1,0 +1,60 @@
+"""One entry for every export format: ``export_case(case, options)``; CLI, dock and batch call it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .case import ExportCase
+from .nnunet import export_nnunet
+from .sammed2d import export_sammed2d
+from .stacks import export_stack
+
+FORMATS = ("sammed2d", "nnunet", "tiff", "zarr", "png")
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Everything an export needs besides the case; frozen so a worker thread can own a copy."""
+
+    format: str
+    folder: str
+    axis: int = 0  # slice axis (SAM-Med2D)
+    split: str = "auto"  # auto (seeded hash of the case name), train or test
+    seed: int = 0
+    test_fraction: float = 0.2
+    all_slices: bool = False
+    split_components: bool = False
+    dataset_id: int = 1  # nnU-Net
+    dataset_name: str = "Annotations"
+    channel: str = "CT"
+    include_image: bool = True  # stacks
+    append: bool = False
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ValueError(f"unknown export format {self.format!r}; choose one of {', '.join(FORMATS)}")
+        if str(self.folder).strip() in ("", "."):
+            raise ValueError("choose a target folder")
+
+
+def export_case(case: ExportCase, options: ExportOptions) -> dict:
+    """Export ``case``; returns a report with ``summary`` (one line) and the format's details."""
+    o = options
+    if o.format == "sammed2d":
+        report = export_sammed2d(case, o.folder, o.axis, o.split, o.seed, o.test_fraction, o.all_slices,
+                                 o.split_components, o.append, o.overwrite)
+        report["summary"] = (f"{report['dataset']}: case {case.name} -> {report['split']}, "
+                             f"{report['images']} images, {report['masks']} masks")
+    elif o.format == "nnunet":
+        report = export_nnunet(case, o.folder, o.dataset_id, o.dataset_name, o.channel or "CT", o.append,
+                               o.overwrite)
+        mapping = ", ".join(f"{k}->{v}" for k, v in report["mapping"].items())
+        report["summary"] = (f"{report['dataset']}: case {case.name}, {report['numTraining']} training cases; "
+                             f"labels {report['labels']}\nlabel mapping (layer id -> nnU-Net value): {mapping}")
+    else:
+        files = export_stack(case, o.folder, o.format, o.include_image, o.overwrite)
+        report = {"files": files, "dataset": str(Path(files[0]).parent),
+                  "summary": "wrote " + ", ".join(str(p) for p in files)}
+    return report
