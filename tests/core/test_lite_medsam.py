@@ -145,21 +145,89 @@ def _load_reference_tiny_vit():
     return module
 
 
-# Box on the middle slice of each organ, shared 3 mm CT / MR, official preprocessing (measured
-# below, printed per organ). DESIGN §6 reports .75-.94 on this CT; the mean must reach 0.85.
-def test_box_on_each_organs_middle_slice(engine, ct_volume, ct_labels, mr_volume, mr_labels):
-    scores = {}
-    for name, volume, labels, window in (("CT", ct_volume, ct_labels, "ct-abdomen"),
-                                         ("MR", mr_volume, mr_labels, "percentile")):
+@pytest.fixture(scope="module")
+def organ_slices(engine, ct_volume, ct_labels, mr_volume, mr_labels):
+    """(name, slice uint8, reference mask, embedding) on each organ's middle axial slice."""
+    out = []
+    for modality, volume, labels, window in (("CT", ct_volume, ct_labels, "ct-abdomen"),
+                                             ("MR", mr_volume, mr_labels, "percentile")):
         slices = to_uint8(volume, window)
         for organ, label in ORGANS.items():
             z = middle_slice(labels, label)
-            truth = labels[z] == label
-            pred = engine.predict(engine.embed(slices[z])[0], truth.shape, box=bbox_xyxy(truth))
-            scores[f"{name} {organ}"] = dice(pred.mask, truth)
+            out.append((f"{modality} {organ}", slices[z], labels[z] == label, engine.embed(slices[z])[0]))
+    return out
+
+
+def interior_click(truth: np.ndarray) -> np.ndarray:
+    """The pixel deepest inside ``truth``, as an (x, y) click."""
+    from scipy import ndimage as ndi
+
+    row, col = np.unravel_index(np.argmax(ndi.distance_transform_edt(truth)), truth.shape)
+    return np.array([[col + 0.5, row + 0.5]])
+
+
+# Box on the middle slice of each organ, shared 3 mm CT / MR, official preprocessing. Measured:
+# CT .954 / .962 / .952 / .951, MR .887 / .947 / .952 / .934 (spleen, kidneys R/L, liver);
+# DESIGN §6 expected .75-.94 on this CT. The mean must reach 0.85.
+def test_box_on_each_organs_middle_slice(engine, organ_slices):
+    scores = {name: dice(engine.predict(emb, truth.shape, box=bbox_xyxy(truth)).mask, truth)
+              for name, _img, truth, emb in organ_slices}
     print("\n" + "\n".join(f"{k}: {v:.3f}" for k, v in scores.items()))
     assert np.mean(list(scores.values())) >= 0.85
-    assert min(scores.values()) >= 0.6
+    assert min(scores.values()) >= 0.85
+
+
+def test_one_click_finds_the_organ_better_than_the_classical_click(engine, organ_slices):
+    """A click is the object under it (boxes around it, best predicted IoU, one refinement).
+
+    Measured (LiteMedSAM / classical): CT spleen .754/.587, right kidney .892/.849, left kidney
+    .484/.194, liver .700/.125; MR .854/.708, .929/.850, .880/.897, .910/.815 - mean .800/.628.
+    The raw network gives .00-.08 for the same clicks: it was trained with boxes only.
+    """
+    classical = ns.SliceEngine(ns.load_model(kind="weight-free"))
+    ours, theirs = {}, {}
+    for name, image, truth, emb in organ_slices:
+        click = interior_click(truth)
+        ours[name] = dice(engine.predict(emb, truth.shape, click, np.array([1])).mask, truth)
+        theirs[name] = dice(classical.predict(classical.embed(image)[0], truth.shape, click, np.array([1])).mask, truth)
+    print("\n" + "\n".join(f"{k}: {ours[k]:.3f} vs classical {theirs[k]:.3f}" for k in ours))
+    assert np.mean(list(ours.values())) >= np.mean(list(theirs.values())) + 0.1
+    assert sum(ours[k] >= theirs[k] for k in ours) >= 6
+    assert min(ours.values()) >= 0.4
+
+
+def corrective_click(truth: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """The evaluate protocol's kind of correction: the deepest pixel of the larger error."""
+    missed, spilled = truth & ~mask, mask & ~truth
+    region, label = (missed, 1) if missed.sum() >= spilled.sum() else (spilled, 0)
+    return interior_click(region), label
+
+
+def test_box_plus_a_corrective_click_never_does_worse_than_the_box(engine, organ_slices):
+    """Measured: every organ equal or better (e.g. MR right kidney .947 -> .956, CT left kidney
+    .952 -> .957); a positive click grows the box, a negative one carves locally."""
+    gains = {}
+    for name, _image, truth, emb in organ_slices:
+        box = bbox_xyxy(truth)
+        alone = engine.predict(emb, truth.shape, box=box)
+        click, label = corrective_click(truth, alone.mask)
+        fixed = engine.predict(emb, truth.shape, click, np.array([label]), box=box)
+        gains[name] = dice(fixed.mask, truth) - dice(alone.mask, truth)
+        assert fixed.mask[int(click[0, 1]), int(click[0, 0])] == bool(label), name  # the click is obeyed
+    print("\n" + "\n".join(f"{k}: {v:+.3f}" for k, v in gains.items()))
+    assert min(gains.values()) >= -0.002 and sum(gains.values()) > 0
+
+
+def test_a_click_the_mask_agrees_with_changes_nothing(engine, organ_slices):
+    _name, _image, truth, emb = organ_slices[3]  # CT liver
+    box = bbox_xyxy(truth)
+    alone = engine.predict(emb, truth.shape, box=box)
+    rows, cols = np.nonzero(alone.mask)
+    inside = np.array([[cols[len(cols) // 2] + 0.5, rows[len(rows) // 2] + 0.5]])
+    same = engine.predict(emb, truth.shape, inside, np.array([1]), box=box)
+    np.testing.assert_array_equal(same.logits, alone.logits)
+    only_negative = engine.predict(emb, truth.shape, inside, np.array([0]))
+    assert not only_negative.mask.any()
 
 
 def test_fine_tuned_lite_medsam_checkpoint_is_detected(model, tmp_path):

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import box_clicks
 from .classical import ClassicalModel
 from .transforms import FrameTransform, nearest_indices
 
@@ -195,11 +196,57 @@ class SamVitBackend(NetworkBackend):
 
 
 class LiteMedSamBackend(NetworkBackend):
-    """LiteMedSAM: TinyViT encoder at 256 px, box-trained, single-mask output as officially run."""
+    """LiteMedSAM: TinyViT encoder at 256 px, box-trained, single-mask output as officially run.
+
+    Boxes (and box + mask prompts) go to the network as they are. Clicks become boxes: each
+    click stands for the object under it (:mod:`.box_clicks`), which it adds or removes.
+    """
 
     label = "LiteMedSAM"
     multimask = False
     auto_masks = "region-boxes"
+
+    def decode(self, embedding, tf, group, multimask):
+        if group[0].points is None:
+            return super().decode(embedding, tf, group, multimask)
+        lows, ious = zip(*(self._decode_clicks(embedding, tf, p) for p in group), strict=True)
+        low_res, iou = torch.cat(lows), torch.cat(ious)
+        frame = F.interpolate(low_res, (self.frame, self.frame), mode="bilinear", align_corners=False)
+        return frame, low_res, iou
+
+    def _decode_clicks(self, embedding, tf, prompt: Prompt):
+        def decode_boxes(boxes: torch.Tensor):
+            return self.decode_best(embedding, None, None, boxes.to(self.device), None, multimask=False)
+
+        base = base_iou = None
+        if prompt.box is not None:
+            masks = None
+            if prompt.mask_input is not None:
+                shape = (1, 1, self.low_res, self.low_res)
+                masks = torch.as_tensor(np.asarray(prompt.mask_input, np.float32).reshape(shape), device=self.device)
+            box = torch.as_tensor(tf.boxes(prompt.box), dtype=torch.float32, device=self.device)
+            base, base_iou = self.decode_best(embedding, None, None, box, masks, multimask=False)
+        elif prompt.mask_input is not None:  # a previous result, refined by the clicks
+            base = torch.as_tensor(np.asarray(prompt.mask_input, np.float32).reshape(1, 1, self.low_res, self.low_res),
+                                   device=self.device)
+            base_iou = torch.ones(1, device=self.device)
+        frame_xy = tf.coords(prompt.points)
+
+        def object_of(x: float, y: float):
+            return box_clicks.object_at(decode_boxes, x, y, self.frame, tf.inner)
+
+        if prompt.box is not None:
+            return box_clicks.apply_box_clicks(box[0].cpu(), base, base_iou, frame_xy, prompt.point_labels,
+                                               decode_boxes, object_of, self.frame)
+
+        low, iou = box_clicks.apply_clicks(base, base_iou, frame_xy, prompt.point_labels, object_of, self.frame)
+        if low is None:  # only negative clicks: nothing is selected
+            low = torch.full((1, 1, self.low_res, self.low_res), -8.0, device=self.device)
+            iou = torch.zeros(1, device=self.device)
+        return low, iou
+
+    def protocol_mask_prompt(self, low_res_logits: np.ndarray) -> np.ndarray:
+        return np.asarray(low_res_logits, np.float32)  # clicks edit the previous logits themselves
 
 
 class ClassicalBackend(Backend):
