@@ -206,7 +206,8 @@ def _register_propagate(sub) -> None:
     p.add_argument("--min-iou", type=float, default=0.5, help="stop under this predicted IoU")
     p.add_argument("--min-neighbour-iou", type=float, default=0.6, help="stop under this IoU with the previous slice")
     p.add_argument("--min-area", type=int, default=4, help="pixels; smaller masks count as vanished")
-    p.add_argument("--box-margin", type=float, default=0.1)
+    p.add_argument("--box-margin", type=float, default=None,
+                   help="grow the previous slice's box by this fraction per side (default: the model's recipe)")
     p.add_argument("--interior-points", type=int, default=0)
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--cache-dir", default=None, help="reuse/keep slice embeddings here")

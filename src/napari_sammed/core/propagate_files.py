@@ -106,13 +106,14 @@ def run_propagation(
         seeds, stops = seeds_from_labels(labels, axis, objects), {}
     if not seeds:
         raise ValueError("no seeds: the seed labels are empty" + (f" for objects {objects}" if objects else ""))
-    result = Propagator(embeddings, settings).run(seeds, stops, progress)
+    propagator = Propagator(embeddings, settings)
+    result = propagator.run(seeds, stops, progress)
     written = result.write_into(labels, axis)
     geometry = volume.layer_metadata()
     out = write_volume(output, labels, geometry, overwrite=overwrite)
     provenance = {"image": str(image), "seeds": str(seeds_path), "axis": "zyx"[axis],
                   "engine": engine.describe(), "window": None if embeddings.window is None else embeddings.window.as_dict(),
-                  "settings": asdict(settings or PropagationSettings())}
+                  "settings": asdict(propagator.settings)}
     traces = save_trace(result.trace, output.parent / f"{file_stem(output)}_qc", result.ends, {"provenance": provenance})
     return {"output": out, "trace": traces, "voxels_written": written,
             "objects": object_summary(result.trace), "nifti": is_nifti(out)}
