@@ -116,7 +116,8 @@ def read_nifti(path: Path) -> Volume:
     if str(path).lower().endswith(".gz"):
         check_voxel_count(path, shape, itemsize, size, DEFLATE_MAX_RATIO)
     else:
-        check_voxel_count(path, shape, itemsize, max(size - int(img.header.get_data_offset()), 0))
+        offset = max(int(img.header.get_data_offset()), int(getattr(img.header, "sizeof_hdr", 348)) + 4)
+        check_voxel_count(path, shape, itemsize, max(size - offset, 0))
     try:
         data = np.asarray(img.dataobj)
     except Exception as error:  # noqa: BLE001

@@ -24,8 +24,7 @@ def inside(root: str | Path, relative: str | os.PathLike, source: str | Path | N
     where = source if source is not None else root
     if not text or "\x00" in text:
         raise InputError(where, f"empty or invalid path {text!r}")
-    if PurePosixPath(text).is_absolute() or PureWindowsPath(text).is_absolute() or PureWindowsPath(text).drive:
-        raise InputError(where, f"absolute path {text!r}: paths in a dataset must be relative to it")
+    _refuse_absolute(text, where)
     base = root.resolve()
     target = (root / text).resolve()
     if target != base and base not in target.parents:
@@ -34,11 +33,18 @@ def inside(root: str | Path, relative: str | os.PathLike, source: str | Path | N
     return root / text
 
 
+def _refuse_absolute(text: str, where) -> None:
+    if PurePosixPath(text).is_absolute() or PureWindowsPath(text).is_absolute() or PureWindowsPath(text).drive:
+        raise InputError(where, f"absolute path {text!r}: paths in a dataset must be relative to it")
+
+
 def dataset_entry(dataset: str | Path, entry: str, source: str | Path) -> Path:
     """A SAM-Med2D index entry (``"<dataset name>/masks/x.png"``, relative to the dataset's
     parent) as a path inside ``dataset``; refuses entries naming another folder."""
     dataset = Path(dataset)
     prefix = Path(os.path.abspath(dataset)).name + "/"
+    if isinstance(entry, str):
+        _refuse_absolute(entry, source)
     if not isinstance(entry, str) or not entry.startswith(prefix):
         raise InputError(source, f"entry {entry!r} does not start with {prefix!r}: it is not in this dataset")
     return inside(dataset, entry[len(prefix):], source)

@@ -34,13 +34,13 @@ def _is_our_output(path: Path, names: set[str]) -> bool:
 
 
 def _inputs(path: Path, outdir: Path) -> list[Path]:
-    """The images of a folder (not those under ``outdir``, nor, when ``outdir`` is the folder
+    """The images of a folder (not the output folder itself, nor, when ``outdir`` is the folder
     itself, the maps an earlier run wrote there), or ``[path]``."""
     if path.is_dir() and not is_zarr(path):
         out = outdir.resolve()
         found = [p for p in sorted(path.iterdir())
                  if p.name.lower().endswith(IMAGE_SUFFIXES + TIFF_SUFFIXES + NIFTI_SUFFIXES)
-                 and not (p.resolve() == out or out in p.resolve().parents)]
+                 and p.resolve() != out]  # not recursive: maps in a subfolder are never listed
         if path.resolve() == out:
             names = {file_stem(p) for p in found} | {p.name for p in found}
             found = [p for p in found if not _is_our_output(p, names - {file_stem(p), p.name})]

@@ -113,7 +113,7 @@ def write_tiff(path, data, meta: dict, overwrite: bool = False, labels: bool = F
             array = array.astype(np.float32)  # exact
         else:
             array = array.astype(label_dtype(array) if labels else array.dtype)
-            kwargs["imagej"] = False
+            kwargs["imagej"], kwargs["photometric"] = False, "minisblack"
             kwargs["metadata"] = {"axes": axes, "unit": "mm", "spacing": [float(v) for v in spacing]}
     elif array.dtype != np.float32:
         array = array.astype(np.float32)  # ImageJ stores 8/16-bit integers or float32
