@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+import napari_sammed
 from tests.hostile.conftest import run, snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_ROOT = Path(napari_sammed.__file__).resolve().parents[1]  # the code under test, wherever it is
 
 # The CLI, with Staging.commit made to wait (after every file is staged) so the signal
 # reliably lands while the export is in flight; the handler under test is the CLI's own.
@@ -40,7 +42,7 @@ def test_sigterm_during_export_cleans_staging(tmp_path, capsys, case_files, fmt)
     assert run(capsys, *base, "--case", "a")[0] == 0
     before = snapshot(tmp_path)
     marker = tmp_path.parent / f"{tmp_path.name}-staged"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PACKAGE_ROOT), str(ROOT)]), "OMP_NUM_THREADS": "1"}
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(marker), *base, "--case", "b", "--append"],
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
