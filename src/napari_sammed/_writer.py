@@ -21,4 +21,4 @@ def write_labels_nifti(path: str, data: np.ndarray, meta: dict) -> list[str]:
 
 
 def write_labels_tiff(path: str, data: np.ndarray, meta: dict) -> list[str]:
-    return [str(write_tiff(path, data, layer_geometry(meta), overwrite=True))]
+    return [str(write_tiff(path, data, layer_geometry(meta), overwrite=True, labels=True))]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
+import signal
 import sys
+import traceback
+import warnings
 from collections.abc import Sequence
 
 
@@ -27,9 +29,25 @@ def _add_window_args(p: argparse.ArgumentParser) -> None:
 
 def parse_window(text: str | None):
     if text and "," in text:
-        low, high = (float(v) for v in text.split(","))
+        try:
+            low, high = (float(v) for v in text.split(","))
+        except ValueError:
+            raise ValueError(f"--window {text!r}: give a preset name or two numbers LOW,HIGH") from None
         return (low, high)
     return text
+
+
+def parse_ids(text: str | None, option: str) -> list[int] | None:
+    """``"1,5"`` -> [1, 5] (for ``--objects``)."""
+    if not text:
+        return None
+    try:
+        ids = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{option} {text!r}: give label ids as comma-separated integers, e.g. 1,5") from None
+    if any(i <= 0 for i in ids):
+        raise ValueError(f"{option} {text!r}: label ids start at 1")
+    return ids
 
 
 def _engine(args):
@@ -68,6 +86,8 @@ def cmd_convert(args) -> int:
 
 
 def cmd_info(args) -> int:
+    import json
+
     from .core.api import load_model
     from .core.engine import SliceEngine
 
@@ -88,11 +108,13 @@ def cmd_embed(args) -> int:
     window = resolve_window(volume.data, parse_window(args.window))
     store = VolumeEmbeddings(engine, volume.data, window, args.axis, cache_dir=args.cache_dir,
                              storage_dtype=args.storage_dtype)
+    corrupt = store.cache.verify()  # damaged chunks are marked not done, so they are embedded again
     todo = store.missing(range(store.n_slices))
     progress = _Progress("embedding")
     store.compute(todo, progress=progress)
     progress.close()
-    print(f"{store.n_slices - len(todo)} slices reused, {len(todo)} embedded -> {store.cache.path}")
+    note = f" ({len(corrupt)} corrupt cached slices recomputed: {', '.join(map(str, corrupt))})" if corrupt else ""
+    print(f"{store.n_slices - len(todo)} slices reused, {len(todo)} embedded -> {store.cache.path}{note}")
     return 0
 
 
@@ -175,7 +197,7 @@ def cmd_propagate(args) -> int:
         min_iou=args.min_iou, min_neighbour_iou=args.min_neighbour_iou, min_area=args.min_area,
         box_margin=args.box_margin, interior_points=args.interior_points, direction=args.direction,
         max_steps=args.max_steps)
-    objects = [int(v) for v in args.objects.split(",")] if args.objects else None
+    objects = parse_ids(args.objects, "--objects")
     engine = _engine(args)
     progress = _Progress("propagating")
     try:
@@ -218,12 +240,11 @@ def _register_propagate(sub) -> None:
 
 
 def _class_names(text: str | None) -> dict[int, str]:
-    from pathlib import Path
-
     from .core.export.case import parse_class_names
+    from .core.inputs import ClassNames, load_json
 
-    if text and text.lower().endswith(".json") and Path(text).is_file():
-        return {int(k): str(v) for k, v in json.loads(Path(text).read_text()).items()}
+    if text and text.lower().endswith(".json"):
+        return load_json(text, ClassNames, "class-names JSON file").as_dict()
     return parse_class_names(text)
 
 
@@ -232,12 +253,12 @@ def cmd_export(args) -> int:
 
     from .core.export import ExportCase, ExportOptions, export_case
     from .core.io import read_volume
-    from .core.qc import trace_from_csv
+    from .core.qc import read_trace_csv
     from .core.volume import axis_index
     from .core.windowing import resolve_window
 
     image, labels = read_volume(args.image), read_volume(args.labels)
-    trace = trace_from_csv(Path(args.qc).read_text()) if args.qc else None
+    trace = read_trace_csv(args.qc) if args.qc else None
     name = args.case or Path(args.image).name.split(".")[0]
     window = resolve_window(image.data, parse_window(args.window)) if image.data.ndim == 3 or image.data.dtype.kind != "u" else None
     case = ExportCase(name, image.data, labels.data, image.layer_metadata(), _class_names(args.class_names), window,
@@ -317,16 +338,69 @@ def _register_evaluate(sub) -> None:
 _EXTRA_COMMANDS: list = [_register_demo, _register_samaug, _register_propagate, _register_export, _register_evaluate]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that staging and temporary files are cleaned up."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
+#: Exceptions that mean the input (files, arguments, disk) is wrong, not the program.
+def _bad_input_types() -> tuple[type[BaseException], ...]:
     from .core.checkpoints import CheckpointError
+    from .core.inputs import InputError
     from .core.lite_medsam import BundledWeightsError
 
+    return (InputError, CheckpointError, BundledWeightsError, ValueError, OSError)
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 600 else text[:600] + " ..."
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Bad input: one line ``napari-sammed <command>: error: <file>: <what>``
+    and exit code 2. A bug: the traceback and a line asking to report it, exit code 1."""
+    from .core.inputs import InputWarning
+
     args = build_parser().parse_args(argv)
+    prog = f"napari-sammed {args.command}"
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, InputWarning):
+            print(f"{prog}: warning: {_one_line(message)}", file=sys.stderr)
+        else:
+            sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    previous = None
     try:
-        return int(args.func(args) or 0)
-    except (CheckpointError, BundledWeightsError, ValueError, FileExistsError, FileNotFoundError, PermissionError) as error:
-        print(f"napari-sammed {args.command}: error: {error}", file=sys.stderr)
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread (an embedding host): keep its handler
+        previous = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", InputWarning)
+            warnings.showwarning = show
+            return int(args.func(args) or 0)
+    except Terminated:
+        print(f"{prog}: error: terminated (SIGTERM); unfinished output was removed", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    except KeyboardInterrupt:
+        print(f"{prog}: error: interrupted; unfinished output was removed", file=sys.stderr)
+        return 130
+    except _bad_input_types() as error:
+        print(f"{prog}: error: {_one_line(error)}", file=sys.stderr)
         return 2
+    except Exception:  # noqa: BLE001 - a bug: show everything, ask for a report
+        traceback.print_exc()
+        print(f"{prog}: internal error (a bug in napari-sammed, not a problem with your input); "
+              "please report it with the traceback above and the command you ran", file=sys.stderr)
+        return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

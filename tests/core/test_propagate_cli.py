@@ -119,7 +119,7 @@ def test_bad_input_exits_2_with_a_message(tmp_path, capsys, problem):
     assert main(["propagate", str(CT), str(seeds), str(out)]) == 2
     message = capsys.readouterr().err
     expected = {"shape": "shape", "exists": "exists", "empty": "no seeds", "suffix": "cannot write",
-                "bad-json": "cannot read prompts"}[problem]
+                "bad-json": "prompts.json: not valid JSON"}[problem]
     assert expected in message
     if problem == "exists":
         assert out.read_bytes() == b"precious"

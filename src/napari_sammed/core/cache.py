@@ -104,7 +104,11 @@ class EmbeddingCache:
         """Slice ``index`` as float32 (C, G, G); raises if missing or corrupt."""
         if not self.done[index]:
             raise KeyError(f"slice {index} is not in the cache yet")
-        values = np.asarray(self.embeddings[index])
+        try:
+            values = np.asarray(self.embeddings[index])
+        except Exception as error:  # noqa: BLE001 - a damaged chunk fails to decode in many ways
+            raise CacheCorruptError(f"cached embedding of slice {index} cannot be read ({self.path}): "
+                                    f"{type(error).__name__}") from None
         if _checksum(values) != int(self.checksums[index]):
             raise CacheCorruptError(f"cached embedding of slice {index} is corrupt ({self.path})")
         return values.astype(np.float32)
@@ -115,7 +119,7 @@ class EmbeddingCache:
         for i in np.flatnonzero(self.done_mask()):
             try:
                 self.read(int(i))
-            except (CacheCorruptError, ValueError, OSError):
+            except (CacheCorruptError, ValueError, OSError):  # read() wraps decode errors
                 bad.append(int(i))
                 self.done[int(i)] = False
         return bad

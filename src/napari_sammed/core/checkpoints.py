@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,8 +62,117 @@ def read_checkpoint(path: str | os.PathLike, expected_sha256: str | None = None)
         except Exception as error:  # noqa: BLE001 - any parse failure is a bad file
             raise CheckpointError(f"{path.name} is not a readable safetensors file ({error})") from None
     else:
+        check_declared_storage(path)  # before torch allocates what the file declares
         raw, fmt, ignored = _torch_load(path)
-    return Checkpoint(_extract_state_dict(raw, path), path, sha, fmt, ignored)
+    state = _extract_state_dict(raw, path)
+    check_finite(state, path)
+    return Checkpoint(state, path, sha, fmt, ignored)
+
+
+def check_finite(state_dict: dict[str, torch.Tensor], path: Path) -> None:
+    """Refuse weights holding NaN or infinity, naming the first such key (in file order)."""
+    for key, tensor in state_dict.items():
+        if (tensor.is_floating_point() or tensor.is_complex()) and not bool(torch.isfinite(tensor).all()):
+            bad = "NaN" if bool(torch.isnan(tensor).any()) else "infinite"
+            raise CheckpointError(f"{path}: weight {key!r} holds {bad} values (the first such key); "
+                                  "the checkpoint is damaged or diverged in training")
+
+
+class _DeclaredStorage:
+    """What the pickle of a torch checkpoint names as a storage, without reading it."""
+
+    def __init__(self, key: str, nbytes: int) -> None:
+        self.key, self.nbytes = key, nbytes
+
+
+class _StorageType:
+    def __init__(self, name: str) -> None:
+        cls = getattr(torch, name, None)
+        if not (isinstance(cls, type) and name.endswith("Storage")):
+            raise pickle.UnpicklingError(f"unknown storage type torch.{name}")
+        with warnings.catch_warnings():  # TypedStorage classes warn that they are deprecated
+            warnings.simplefilter("ignore")
+            self.itemsize = 1 if name == "UntypedStorage" else torch._utils._element_size(cls.dtype)
+
+
+def _record(*args, **kwargs) -> None:
+    return None
+
+
+class _ScanUnpickler(safe_pickle.Unpickler):
+    """Walks a checkpoint's pickle collecting declared storages; builds no tensor."""
+
+    def __init__(self, file) -> None:
+        super().__init__(file)
+        self.storages: dict[str, int] = {}
+
+    def find_class(self, module: str, name: str):
+        if module == "torch" and name.endswith("Storage"):
+            return _StorageType(name)
+        if module == "torch._utils" and name.startswith("_rebuild"):
+            return _record
+        return super().find_class(module, name)
+
+    def persistent_load(self, pid):
+        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] in ("storage", b"storage")):
+            raise pickle.UnpicklingError(f"unexpected persistent id {str(pid)[:80]}")
+        storage_type, key, numel = pid[1], str(pid[2]), pid[4]
+        if not isinstance(storage_type, _StorageType) or not isinstance(numel, int) or numel < 0:
+            raise pickle.UnpicklingError(f"bad storage declaration for key {key!r}")
+        self.storages[key] = numel * storage_type.itemsize
+        return _DeclaredStorage(key, numel * storage_type.itemsize)
+
+
+def check_declared_storage(path: Path) -> None:
+    """Refuse a torch checkpoint whose pickle declares more tensor bytes than the file holds.
+
+    ``torch.load`` allocates every storage at the size the pickle declares before it reads the
+    data, so a 1 kB file can ask for terabytes. Zip checkpoints: each declared storage against
+    its record's size. Legacy (pre-1.6) checkpoints: the declared total against the file size.
+    """
+    import tarfile
+
+    size = path.stat().st_size
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                records = {info.filename: info.file_size for info in archive.infolist()}
+                pickles = [n for n in records if n.endswith("/data.pkl") or n == "data.pkl"]
+                if len(pickles) != 1:
+                    raise CheckpointError(f"{path}: not a PyTorch checkpoint (no single data.pkl in the zip)")
+                prefix = pickles[0][: -len("data.pkl")]
+                if records[pickles[0]] > size * 1100:
+                    raise CheckpointError(f"{path}: data.pkl declares an impossible size")
+                scan = _ScanUnpickler(archive.open(pickles[0]))
+                scan.load()
+            for key, nbytes in scan.storages.items():
+                held = records.get(f"{prefix}data/{key}")
+                if held is None:
+                    raise CheckpointError(f"{path}: tensor storage {key!r} is declared but missing from the file")
+                if nbytes > held:
+                    raise CheckpointError(f"{path}: tensor storage {key!r} declares {nbytes:,} bytes but the file "
+                                          f"holds {held:,}; refusing to allocate it (corrupt or crafted checkpoint)")
+            return
+        if tarfile.is_tarfile(path):
+            raise CheckpointError(f"{path}: the legacy tar checkpoint format is not supported; re-save it with "
+                                  "a current PyTorch")
+        with open(path, "rb") as f:
+            if f.read(1) != b"\x80":
+                return  # not a pickle: _torch_load says what it is
+            f.seek(0)
+            for _ in range(3):  # magic number, protocol version, system info
+                safe_pickle.Unpickler(f).load()
+            scan = _ScanUnpickler(f)
+            scan.load()
+        total = sum(scan.storages.values())
+        if total > size:
+            raise CheckpointError(f"{path}: tensor storages declare {total:,} bytes but the file holds {size:,}; "
+                                  "refusing to allocate them (truncated, corrupt or crafted checkpoint)")
+    except CheckpointError:
+        raise
+    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, OSError, ValueError, TypeError, KeyError,
+            AttributeError, IndexError, RecursionError) as error:
+        raise CheckpointError(f"{path}: truncated or corrupt ({_first_line(error)})") from None
 
 
 def _is_safetensors(path: Path) -> bool:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,8 @@ from skimage.measure import label as connected_components
 from skimage.measure import regionprops
 
 from .engine import Prediction, SliceEngine
+from .inputs import InputError, Sammed2dTest, load_json
+from .paths import dataset_entry
 from .transforms import nearest_indices
 
 FRAME = 256
@@ -51,30 +52,31 @@ def read_test_set(dataset: str | Path) -> list[TestMask]:
     dataset = Path(dataset)
     index = dataset / "label2image_test.json"
     if not index.is_file():
-        raise ValueError(f"{dataset} has no label2image_test.json: not a SAM-Med2D test set")
-    try:
-        pairs = json.loads(index.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{index}: {error}") from None
+        raise InputError(dataset, "no label2image_test.json: not a SAM-Med2D test set")
+    pairs = load_json(index, Sammed2dTest)
     items = []
     for mask, image in pairs.items():
-        mask_path, image_path = dataset.parent / mask, dataset.parent / image
-        for p in (mask_path, image_path):
+        mask_path, image_path = dataset_entry(dataset, mask, index), dataset_entry(dataset, image, index)
+        for entry, p in ((mask, mask_path), (image, image_path)):
             if not p.is_file():
-                raise ValueError(f"{index} lists {p.relative_to(dataset.parent)}, which does not exist")
+                raise InputError(index, f"lists {entry}, which does not exist")
         stem = image_path.stem
         name = mask_path.stem
         class_name = name[len(stem) + 1 : -4] if name.startswith(stem + "_") and len(name) > len(stem) + 5 else name
         items.append(TestMask(mask_path, image_path, class_name))
     if not items:
-        raise ValueError(f"{index} lists no masks")
+        raise InputError(index, "lists no masks")
     return items
 
 
 def _png(path: Path, mode: str) -> np.ndarray:
     from PIL import Image
 
-    return np.asarray(Image.open(path).convert(mode))
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert(mode))
+    except (OSError, ValueError) as error:  # PIL: UnidentifiedImageError, truncated data
+        raise InputError(path, f"cannot read image ({' '.join(str(error).split())[:200]})") from None
 
 
 class Frame:

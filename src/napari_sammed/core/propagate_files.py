@@ -13,7 +13,6 @@ object "0" means every object.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .engine import Prompt, SliceEngine
+from .inputs import InputError, PromptFile, load_json
 from .io import file_stem, is_nifti, read_volume
 from .propagate import Propagation, PropagationSettings, Propagator, seeds_from_labels
 from .qc import object_summary, save_trace
@@ -29,39 +29,53 @@ from .volume_files import label_dtype, write_volume
 
 
 def read_prompt_file(path: str | Path) -> tuple[dict, dict]:
-    """-> ({object: {slice: Prompt}}, stop markers) from the JSON format above."""
-    try:
-        spec = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"cannot read prompts from {path}: {error}") from None
-    if not isinstance(spec, dict) or not isinstance(spec.get("objects"), dict):
-        raise ValueError(f"{path}: expected {{\"objects\": {{id: {{slice: prompt}}}}}}")
+    """-> ({object: {slice: Prompt}}, stop markers) from the JSON format above (validated)."""
+    spec = load_json(path, PromptFile, "prompts JSON file")
     prompts: dict[int, dict[int, Prompt]] = {}
-    for object_id, by_slice in spec["objects"].items():
+    for object_id, by_slice in spec.objects.items():
         for index, p in by_slice.items():
-            points = p.get("points")
-            labels = p.get("labels", [1] * len(points) if points else None)
+            labels = p.labels if p.labels is not None else ([1] * len(p.points) if p.points else None)
             prompts.setdefault(int(object_id), {})[int(index)] = Prompt(
-                np.asarray(points, float) if points else None, labels, p.get("box"))
+                np.asarray(p.points, float) if p.points else None, labels, p.box)
     stops = {int(k): [(int(e[0]), *(float(v) for v in e[1:3])) if len(e) >= 3 else (int(e[0]), None, None)
-                      for e in v] for k, v in spec.get("stops", {}).items()}
+                      for e in v] for k, v in spec.stops.items()}
     return prompts, stops
 
 
-def seeds_from_prompts(embeddings: VolumeEmbeddings, prompts: dict[int, dict[int, Prompt]]) -> dict:
+def check_prompt(prompt: Prompt, shape: tuple[int, int], where: str, source: str | Path | None = None) -> None:
+    """Refuse a prompt that lies outside the (H, W) slice: it would segment nothing."""
+    height, width = shape
+    if prompt.box is not None:
+        x0, y0, x1, y1 = (float(v) for v in prompt.box)
+        if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
+            raise InputError(source, f"{where}: box [{x0:g}, {y0:g}, {x1:g}, {y1:g}] lies outside the slice "
+                                     f"(x 0-{width}, y 0-{height}; x = column, y = row)")
+    if prompt.points is not None:
+        for x, y in np.asarray(prompt.points, float).reshape(-1, 2):
+            if not (0 <= x < width and 0 <= y < height):
+                raise InputError(source, f"{where}: point [{x:g}, {y:g}] lies outside the slice "
+                                         f"(x 0-{width}, y 0-{height}; x = column, y = row)")
+
+
+def seeds_from_prompts(embeddings: VolumeEmbeddings, prompts: dict[int, dict[int, Prompt]],
+                       source: str | Path | None = None) -> dict:
     """Segment each prompted slice (objects on one slice in one batched call) into seed masks."""
     by_slice: dict[int, list[tuple[int, Prompt]]] = {}
     for object_id, per_slice in prompts.items():
         for index, prompt in per_slice.items():
             if not 0 <= index < embeddings.n_slices:
-                raise ValueError(f"prompt for object {object_id} on slice {index}: the volume has "
-                                 f"{embeddings.n_slices} slices along this axis")
+                raise InputError(source, f"prompt for object {object_id} on slice {index}: the volume has "
+                                         f"{embeddings.n_slices} slices along this axis")
+            check_prompt(prompt, embeddings.slice_shape, f"prompt for object {object_id} on slice {index}", source)
             by_slice.setdefault(index, []).append((object_id, prompt))
     seeds: dict[int, dict[int, np.ndarray]] = {}
     for index, entries in sorted(by_slice.items()):
         predictions = embeddings.engine.predict_batch(embeddings.get(index), embeddings.slice_shape,
                                                       [p for _, p in entries])
         for (object_id, _), prediction in zip(entries, predictions, strict=True):
+            if not prediction.mask.any():
+                raise InputError(source, f"prompt for object {object_id} on slice {index} segments nothing; "
+                                         "move or enlarge it")
             seeds.setdefault(object_id, {})[index] = prediction.mask
     return seeds
 
@@ -94,7 +108,7 @@ def run_propagation(
         prompts, stops = read_prompt_file(seeds_path)
         if objects:
             prompts = {k: v for k, v in prompts.items() if k in objects}
-        seeds = seeds_from_prompts(embeddings, prompts)
+        seeds = seeds_from_prompts(embeddings, prompts, seeds_path)
         labels = np.zeros(volume.data.shape, np.uint16)
         for object_id, per_slice in sorted(seeds.items()):
             Propagation({object_id: per_slice}).write_into(labels, axis)

@@ -76,6 +76,14 @@ def trace_from_csv(text: str) -> list[TraceRow]:
     return rows
 
 
+def read_trace_csv(path: str | Path) -> list[TraceRow]:
+    """A QC trace CSV (as ``save_trace`` writes it), every row validated; errors name file and line."""
+    from .inputs import TraceCsvRow, read_csv_rows
+
+    return [TraceRow(r.object_id, r.slice, r.source, r.predicted_iou, r.neighbour_iou, r.area, r.direction,
+                     r.stop_reason or "") for r in read_csv_rows(path, TraceCsvRow)]
+
+
 def object_summary(rows: Iterable[TraceRow]) -> dict[int, dict]:
     """Per object: written slice range, slice counts and why each end stopped."""
     summary: dict[int, dict] = {}

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .cache import EmbeddingCache, data_hash
+from .cache import CacheCorruptError, EmbeddingCache, data_hash
 from .engine import SliceEngine
 from .windowing import Window, apply_window
 
@@ -90,7 +90,11 @@ class VolumeEmbeddings:
         """Embedding of slice ``index`` (C, G, G), computing it if needed."""
         if index not in self._memory:
             if self.cache is not None and self.cache.done[index]:
-                self._memory[index] = torch.from_numpy(self.cache.read(index))
+                try:
+                    self._memory[index] = torch.from_numpy(self.cache.read(index))
+                except CacheCorruptError:  # a damaged chunk: embed the slice again, rewrite it
+                    self.cache.done[index] = False
+                    self.compute([index])
             else:
                 self.compute([index])
         return self._memory[index]

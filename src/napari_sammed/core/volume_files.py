@@ -86,20 +86,35 @@ def write_nifti(path, data, meta: dict, dtype=None, overwrite: bool = False) -> 
     return atomic_write(path, lambda tmp: nib.save(image, tmp))
 
 
-def write_tiff(path, data, meta: dict, overwrite: bool = False) -> Path:
-    """ImageJ hyperstack TIFF; in-plane pixel size as resolution, slice spacing in the metadata."""
+def write_tiff(path, data, meta: dict, overwrite: bool = False, labels: bool = False) -> Path:
+    """ImageJ hyperstack TIFF; in-plane pixel size as resolution, slice spacing in the metadata.
+
+    ImageJ holds 8/16-bit integers or float32. Integers that fit 0-65535 are written as uint16;
+    other images as float32 where that is exact (|values| <= 2**24). Labels beyond 16 bits, and
+    integers float32 cannot hold exactly, keep an integer dtype in a plain (non-ImageJ) TIFF whose
+    JSON description carries the spacing (``read_tiff`` reads both).
+    """
     import tifffile
 
     path = Path(path)
     _refuse_existing(path, overwrite)
     array = np.asarray(data)
     spacing = list(meta.get("spacing") or [1.0] * array.ndim)
-    kwargs = {"imagej": True, "metadata": {"axes": "ZYX" if array.ndim == 3 else "YX", "unit": "mm"},
+    axes = "ZYX" if array.ndim == 3 else "YX"
+    kwargs = {"imagej": True, "metadata": {"axes": axes, "unit": "mm"},
               "resolution": (1.0 / float(spacing[-1]), 1.0 / float(spacing[-2]))}
     if array.ndim == 3:
         kwargs["metadata"]["spacing"] = float(spacing[0])
     if array.dtype.kind in "iub":
-        array = array.astype(np.uint16 if array.max(initial=0) < 65536 and array.min(initial=0) >= 0 else np.float32)
+        low, high = int(array.min(initial=0)), int(array.max(initial=0))
+        if low >= 0 and high < 65536:
+            array = array.astype(np.uint16)
+        elif not labels and max(-low, high) <= 2**24:
+            array = array.astype(np.float32)  # exact
+        else:
+            array = array.astype(label_dtype(array) if labels else array.dtype)
+            kwargs["imagej"], kwargs["photometric"] = False, "minisblack"
+            kwargs["metadata"] = {"axes": axes, "unit": "mm", "spacing": [float(v) for v in spacing]}
     elif array.dtype != np.float32:
         array = array.astype(np.float32)  # ImageJ stores 8/16-bit integers or float32
     return atomic_write(path, lambda tmp: tifffile.imwrite(tmp, array, **kwargs))
@@ -146,7 +161,7 @@ def write_volume(path, data, meta: dict, overwrite: bool = False, labels: bool =
     if is_nifti(path):
         return write_nifti(path, data, meta, label_dtype(data) if labels else None, overwrite)
     if path.name.lower().endswith((".tif", ".tiff")):
-        return write_tiff(path, data, meta, overwrite)
+        return write_tiff(path, data, meta, overwrite, labels=labels)
     if is_zarr(path):
         return write_zarr(path, data, meta, overwrite, "labels" if labels else "image")
     raise ValueError(f"cannot write {path.name}: use .nii.gz, .nii, .tif, .tiff or .zarr")

@@ -34,8 +34,12 @@ def parse_class_names(text: str | None) -> dict[int, str]:
             continue
         if "=" not in part:
             raise ValueError(f"class names look like '1=spleen, 5=liver'; got {part.strip()!r}")
-        key, value = part.split("=", 1)
-        names[int(key)] = value.strip()
+        key, value = (t.strip() for t in part.split("=", 1))
+        if not key.isdigit() or int(key) == 0:
+            raise ValueError(f"class names: {key!r} in {part.strip()!r} is not a label id (1, 2, ...)")
+        if int(key) in names:
+            raise ValueError(f"class names: label {int(key)} is named twice ({names[int(key)]!r} and {value!r})")
+        names[int(key)] = value
     return names
 
 
@@ -74,6 +78,21 @@ class ExportCase:
         label_dtype(self.labels)  # integers, non-negative
         if not self.labels.any():
             raise ValueError("the labels are empty: nothing to export")
+        self.check_class_names()
+
+    def check_class_names(self) -> None:
+        """Refuse two labels whose names become the same file-name-safe class name
+        (``"kidney right"`` and ``"kidney_right"``): their masks would merge silently."""
+        seen: dict[str, int] = {}
+        for label in self.label_ids():
+            cleaned = self.name_of(label)
+            if cleaned in seen:
+                first = seen[cleaned]
+                raise ValueError(
+                    f"class names {self.class_names.get(first, f'label_{first}')!r} (label {first}) and "
+                    f"{self.class_names.get(label, f'label_{label}')!r} (label {label}) both become "
+                    f"{cleaned!r} in file names; give them distinct names")
+            seen[cleaned] = label
 
     def label_ids(self) -> list[int]:
         return [int(v) for v in np.unique(self.labels) if v != 0]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..inputs import NnunetDatasetJson, Provenance
 from ..qc import save_trace
 from ..volume_files import label_dtype, to_nifti
 from .case import ExportCase
@@ -55,7 +56,7 @@ def export_nnunet(
     """Write (or add) ``case`` to ``root/DatasetNNN_Name``; returns a summary with the mapping."""
     case.validate()
     folder = dataset_folder(root, dataset_id, dataset_name)
-    info = read_json(folder / "dataset.json", None)
+    info = read_json(folder / "dataset.json", None, NnunetDatasetJson)
     if folder.exists() and any(folder.iterdir()):
         if info is None:
             raise FileExistsError(f"{folder} exists and has no dataset.json; choose a new dataset id or name")
@@ -92,7 +93,7 @@ def export_nnunet(
             "description": "Exported by napari-sammed; label ids of each case are mapped by class name "
                            f"(see {PROVENANCE_JSON}).",
         })
-        provenance = read_json(folder / PROVENANCE_JSON, {"cases": {}})
+        provenance = read_json(folder / PROVENANCE_JSON, {"cases": {}}, Provenance)
         provenance["cases"][case.name] = case.provenance({
             "format": "nnU-Net v2", "label_mapping": {str(k): {"name": case.name_of(k), "nnunet": v} for k, v in mapping.items()}})
         staging.write_json(PROVENANCE_JSON, provenance)

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..inputs import Provenance, Sammed2dTest, Sammed2dTrain
+from ..paths import dataset_entry
 from ..qc import save_trace
 from ..windowing import apply_window
 from .case import ExportCase
@@ -77,8 +79,14 @@ def export_sammed2d(
         raise ValueError(f"split must be auto, train or test; got {split!r}")
     dataset = Path(dataset)
     prefix = dataset.name
-    train = read_json(dataset / TRAIN_JSON, {})
-    test = read_json(dataset / TEST_JSON, {})
+    train = read_json(dataset / TRAIN_JSON, {}, Sammed2dTrain)
+    test = read_json(dataset / TEST_JSON, {}, Sammed2dTest)
+    for image, masks in train.items():  # every entry must name a file inside this dataset
+        for entry in (image, *masks):
+            dataset_entry(dataset, entry, dataset / TRAIN_JSON)
+    for mask, image in test.items():
+        for entry in (mask, image):
+            dataset_entry(dataset, entry, dataset / TEST_JSON)
     if dataset.exists() and any(dataset.iterdir()):
         if not (dataset / TRAIN_JSON).exists() and not (dataset / TEST_JSON).exists():
             raise FileExistsError(f"{dataset} exists and is not a SAM-Med2D dataset; choose a new folder")
@@ -121,7 +129,7 @@ def export_sammed2d(
                 train[image_key] = mask_keys
         staging.write_json(TRAIN_JSON, train)
         staging.write_json(TEST_JSON, test)
-        provenance = read_json(dataset / PROVENANCE_JSON, {"cases": {}})
+        provenance = read_json(dataset / PROVENANCE_JSON, {"cases": {}}, Provenance)
         provenance["cases"][case.name] = case.provenance({"format": "SAM-Med2D", "axis": "zyx"[axis] if case.labels.ndim == 3 else None,
                                                           "split": "test" if to_test else "train", "seed": seed,
                                                           "test_fraction": test_fraction})
@@ -130,7 +138,7 @@ def export_sammed2d(
             save_trace(case.trace, staging.path(f"qc/{case.name}_qc"))
         staging.commit()
     for stale in old_files - written:  # an overwritten case's files that the new export did not replace
-        (dataset.parent / stale).unlink(missing_ok=True)
+        dataset_entry(dataset, stale, dataset / TRAIN_JSON).unlink(missing_ok=True)
     return {"dataset": dataset, "images": images, "masks": masks, "split": "test" if to_test else "train"}
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,7 @@ def export_stack(case: ExportCase, folder: str | Path, fmt: str = "tiff", includ
         raise FileExistsError(f"{folder / clashes[0]} exists; pass overwrite to replace it")
     with Staging(folder, replace=overwrite) as staging:
         if fmt == "tiff":
-            write_tiff(staging.path(names[0]), case.labels, case.meta)
+            write_tiff(staging.path(names[0]), case.labels, case.meta, labels=True)
             if include_image:
                 write_tiff(staging.path(names[1]), case.image, case.meta)
         elif fmt == "zarr":
@@ -45,10 +44,9 @@ def export_stack(case: ExportCase, folder: str | Path, fmt: str = "tiff", includ
         (staging.path(names[-1])).write_text(json.dumps(case.provenance({"format": fmt}), indent=2))
         if case.trace:
             save_trace(case.trace, staging.path(f"{case.name}_qc"))
-        if overwrite:
-            for name in clashes:  # directories are not replaced by os.replace: clear them first
-                if (folder / name).is_dir():
-                    shutil.rmtree(folder / name)
+        for name in clashes:  # a folder (zarr, PNG stack) is replaced as a whole, restored on failure
+            if (folder / name).is_dir():
+                staging.replace_tree(name)
         staging.commit()
     return [folder / n for n in names]
 
