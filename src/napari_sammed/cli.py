@@ -183,7 +183,8 @@ def _register_samaug(sub) -> None:
     p.add_argument("outdir")
     p.add_argument("--points-per-side", type=int, default=32)
     p.add_argument("--pred-iou-thresh", type=float, default=0.5)
-    p.add_argument("--stability-thresh", type=float, default=0.95)
+    p.add_argument("--stability-thresh", type=float, default=None,
+                   help="automatic-mask stability filter (default: 0.95, SAMAug; 0.8 for LiteMedSAM)")
     _add_model_args(p)
     _add_window_args(p)
     p.set_defaults(func=cmd_samaug)

@@ -283,3 +283,21 @@ def test_default_model_runs_when_torchvision_is_broken():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "ok LiteMedSAM"
+
+
+def test_samaug_region_boxes_find_organs(engine, organ_slices):
+    """Automatic masks for a box-trained model: region boxes refined by LiteMedSAM.
+
+    Measured, masks per slice and the best IoU with the organ whose middle slice it is: CT
+    spleen 11 / .68, right kidney 12 / .00, left kidney 13 / .78, liver 11 / .05; MR 22 / .74,
+    24 / .87, 21 / .81, 22 / .18. Kidneys and spleen are found; the liver's region boxes stay
+    fragments. On a 512² data_demo slice: 19 masks, aorta .87, liver .76.
+    """
+    from napari_sammed.core.amg import AmgSettings, automatic_masks
+
+    name, image, truth, emb = organ_slices[5]  # MR kidney_right
+    auto = automatic_masks(engine, emb, truth.shape, AmgSettings(), image=image)
+    assert auto.method == "lite-medsam region boxes" and len(auto.masks) >= 5
+    best = max(float((m & truth).sum() / (m | truth).sum()) for m in auto.masks)
+    assert best >= 0.8, name
+    assert np.all(auto.stability_scores >= 0.8) and np.all(auto.predicted_ious >= 0.5)

@@ -8,7 +8,7 @@ slice. The weight-free engine gets a clearly labelled classical over-segmentatio
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ from .sam_import import amg as _amg
 class AmgSettings:
     points_per_side: int = 32
     pred_iou_thresh: float = 0.5  # SAMAug's setting (SAM's default is 0.88)
-    stability_score_thresh: float = 0.95
+    stability_score_thresh: float | None = None  # None: the model's (SAMAug's 0.95; 0.8 for LiteMedSAM)
     stability_score_offset: float = 1.0
     box_nms_thresh: float = 0.5
     min_mask_region_area: int = 0  # in slice pixels; 0 keeps all
@@ -99,6 +99,8 @@ def automatic_masks(
     strategy = STRATEGIES[engine.backend.auto_masks]
     if strategy is not point_grid_masks and image is None:
         raise ValueError(f"{engine.label} needs the slice image for automatic masks")
+    if settings.stability_score_thresh is None:
+        settings = replace(settings, stability_score_thresh=engine.backend.stability_score_thresh)
     return strategy(engine, embedding, image_size, settings, image)
 
 
@@ -141,28 +143,24 @@ def _finish(engine, logits, ious, stability, image_size, settings, method: str) 
 
 
 def region_box_masks(engine, embedding, image_size, settings: AmgSettings, image: np.ndarray) -> AutoMasks:
-    """For box-trained models: boxes of an over-segmentation's regions, refined by the network.
+    """For box-trained models: boxes of over-segmentation regions, decoded and refined once.
 
     A box-only network (LiteMedSAM) answers a lone point with nothing and a blind box grid with
-    fragments; the box of a homogeneous region is the prompt it was trained on. Regions smaller
-    than ``max(min_mask_region_area, 0.05 % of the slice)`` or wider than 90 % of it are skipped.
+    fragments; the box of a homogeneous region is the prompt it was trained on. Regions come
+    from two Felzenszwalb scales on the 256 frame (so their number does not grow with the slice
+    size); each mask is decoded again from its own box grown by 3 frame px, which grows a
+    fragment's mask towards the whole organ.
     """
-    from skimage.measure import regionprops
-
     emb = engine.as_embedding(embedding)
     tf = engine.transform(image_size)
     frame = engine.frame
-    min_area = max(settings.min_mask_region_area, image_size[0] * image_size[1] // 2000, 16)
-    boxes = []
-    for region in regionprops(over_segmentation(image) + 1):
-        r0, c0, r1, c1 = region.bbox
-        if region.area >= min_area and (c1 - c0) < 0.9 * image_size[1] and (r1 - r0) < 0.9 * image_size[0]:
-            boxes.append((c0, r0, c1, r1))
+    boxes = torch.as_tensor(_region_boxes(image, tf), dtype=torch.float32, device=engine.device)
     kept_logits, kept_ious, kept_stability = [], [], []
     for start in range(0, len(boxes), settings.points_per_batch):
-        chunk = tf.boxes(np.asarray(boxes[start : start + settings.points_per_batch], np.float64))
-        prompt_boxes = torch.as_tensor(chunk, dtype=torch.float32, device=engine.device)
-        low, iou = engine.backend.decode_all(emb, None, None, prompt_boxes, multimask=False)
+        chunk = boxes[start : start + settings.points_per_batch]
+        low, _ = engine.backend.decode_all(emb, None, None, chunk, multimask=False)
+        grown = _grown_boxes(low[:, 0] > 0, frame / low.shape[-1], 3.0)
+        low, iou = engine.backend.decode_all(emb, None, None, grown, multimask=False)
         up = F.interpolate(low, (frame, frame), mode="bilinear", align_corners=False)[:, 0]
         idx, stability = filter_masks(up, iou[:, 0], settings)
         kept_logits.append(up[idx].cpu())
@@ -173,6 +171,44 @@ def region_box_masks(engine, embedding, image_size, settings: AmgSettings, image
     else:
         logits, ious, stability = torch.zeros(0, frame, frame), torch.zeros(0), torch.zeros(0)
     return _finish(engine, logits, ious, stability, image_size, settings, f"{engine.kind} region boxes")
+
+
+def _region_boxes(image: np.ndarray, tf) -> np.ndarray:
+    """XYXY frame boxes of Felzenszwalb regions (scales 200 and 800) of the slice at frame size,
+    at least 0.2 % and at most 80 % of the frame side; near-duplicates dropped."""
+    from skimage.measure import regionprops
+    from skimage.segmentation import felzenszwalb
+    from skimage.transform import resize
+
+    grey = image.mean(-1) if image.ndim == 3 else image.astype(np.float32)
+    small = resize(grey, tf.inner, order=1, preserve_range=True, anti_aliasing=True)
+    min_size = max(16, small.size // 500)
+    boxes = []
+    for scale in (200, 800):
+        for region in regionprops(felzenszwalb(small, scale=scale, sigma=0.8, min_size=min_size) + 1):
+            r0, c0, r1, c1 = region.bbox
+            if (c1 - c0) < 0.8 * tf.inner[1] and (r1 - r0) < 0.8 * tf.inner[0]:
+                boxes.append((c0, r0, c1, r1))
+    return np.unique(np.asarray(boxes, np.float64).reshape(-1, 4), axis=0)
+
+
+def _grown_boxes(masks: torch.Tensor, scale: float, grow: float) -> torch.Tensor:
+    """(B, L, L) masks -> (B, 4) XYXY frame boxes grown by ``grow``; an empty mask keeps a dot."""
+    rows, cols = masks.any(dim=2), masks.any(dim=1)
+    index = torch.arange(masks.shape[-1], device=masks.device, dtype=torch.float32)
+    big = float(masks.shape[-1])
+
+    def first_last(hit):
+        first = torch.where(hit, index, big).amin(dim=1)
+        last = torch.where(hit, index, -1.0).amax(dim=1)
+        return first, last
+
+    r0, r1 = first_last(rows)
+    c0, c1 = first_last(cols)
+    empty = r1 < 0
+    r0, c0 = torch.where(empty, 0.0, r0), torch.where(empty, 0.0, c0)
+    r1, c1 = torch.where(empty, 0.0, r1), torch.where(empty, 0.0, c1)
+    return torch.stack([c0 * scale - grow, r0 * scale - grow, (c1 + 1) * scale + grow, (r1 + 1) * scale + grow], 1)
 
 
 def _drop_small(masks, stability, ious, settings):

@@ -79,6 +79,7 @@ class Backend:
     preprocess: str
     multimask: bool = True
     auto_masks: str = "point-grid"
+    stability_score_thresh: float = 0.95  # SAMAug's automatic-mask filter
     device: torch.device = torch.device("cpu")
     dtype: torch.dtype = torch.float32
 
@@ -210,6 +211,7 @@ class LiteMedSamBackend(NetworkBackend):
     label = "LiteMedSAM"
     multimask = False
     auto_masks = "region-boxes"
+    stability_score_thresh = 0.8  # its logits are softer than SAM's: organ masks score .8-.93
 
     def decode(self, embedding, tf, group, multimask):
         if group[0].points is None:
