@@ -225,7 +225,7 @@ class LiteMedSamBackend(NetworkBackend):
         def decode_boxes(boxes: torch.Tensor):
             return self.decode_best(embedding, None, None, boxes.to(self.device), None, multimask=False)
 
-        base = base_iou = None
+        base = base_iou = box = None
         if prompt.box is not None:
             masks = None
             if prompt.mask_input is not None:
@@ -242,11 +242,8 @@ class LiteMedSamBackend(NetworkBackend):
         def object_of(x: float, y: float):
             return box_clicks.object_at(decode_boxes, x, y, self.frame, tf.inner)
 
-        if prompt.box is not None:
-            return box_clicks.apply_box_clicks(box[0].cpu(), base, base_iou, frame_xy, prompt.point_labels,
-                                               decode_boxes, object_of, self.frame)
-
-        low, iou = box_clicks.apply_clicks(base, base_iou, frame_xy, prompt.point_labels, object_of, self.frame)
+        low, iou = box_clicks.apply_clicks(None if box is None else box[0].cpu(), base, base_iou, frame_xy,
+                                           prompt.point_labels, decode_boxes, object_of, self.frame)
         if low is None:  # only negative clicks: nothing is selected
             low = torch.full((1, 1, self.low_res, self.low_res), -8.0, device=self.device)
             iou = torch.zeros(1, device=self.device)

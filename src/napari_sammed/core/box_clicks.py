@@ -10,9 +10,8 @@ point", found with the prompt the network knows:
    the previous slice's box).
 
 Clicks then edit a base mask (the box's, the previous mask prompt's, or the first click's
-object) in logit space: a positive click outside it adds its object (max of logits); a negative
-click inside it removes its object (min with the object's negated logits). A click that already
-agrees with the base changes nothing, so box + clicks never undoes what the box got right.
+object) in logit space, conservatively (see :func:`apply_clicks`). A click that already agrees
+with the base changes nothing, so box + clicks never undoes what the box got right.
 """
 
 from __future__ import annotations
@@ -100,14 +99,29 @@ def paint(base: torch.Tensor, x: float, y: float, frame: int) -> torch.Tensor:
     return torch.where(_disc(base, x, y, frame, MAX_CARVE + 0.5), torch.clamp(base, min=8.0), base)
 
 
-def apply_box_clicks(box, base, base_iou, points, labels, decode_boxes, object_of, frame: int):
-    """Clicks that correct a box's mask; clicks the mask already agrees with change nothing.
+def apply_clicks(box, base, base_iou, points, labels, decode_boxes, object_of, frame: int):
+    """Clicks that make or correct a mask -> (low-res logits (1, 1, L, L) or None, iou).
+
+    ``box`` (4,) frame XYXY or None; ``base`` the box's (or a previous) mask logits or None;
+    ``points`` (K, 2) frame pixels with ``labels`` (K,) 1/0. Without a base, the first positive
+    click's object becomes it (``object_of(x, y) -> (logits, iou)``). Then each click the mask
+    disagrees with edits it; clicks it already agrees with change nothing.
 
     A positive click the mask misses grows the box to take it in (the prompt the network knows)
-    and adds the new mask (and, if that still misses it, a small disc at the click). A negative click the mask covers removes the object under it when
-    that is another object (it covers less than a quarter of the mask: a leak into a neighbour),
-    otherwise only the disc around the click that reaches the mask's edge (a rim too many).
+    and adds the new mask (and, if that still misses it, a small disc at the click). A negative
+    click the mask covers removes the object under it when that is another object (it covers
+    less than a quarter of the mask: a leak into a neighbour), otherwise only a small disc
+    reaching the mask's edge (a rim too many).
     """
+    if base is not None and not bool((base > 0).any()):
+        base = None
+    if base is None:
+        positive = [i for i, label in enumerate(labels) if label == 1]
+        if not positive:
+            return None, None
+        base, base_iou = object_of(*points[positive[0]])
+    if box is None:
+        box = _box_of(base[0, 0] > 0, frame / base.shape[-1], 0.0)
     for (x, y), label in zip(points, labels, strict=True):
         inside = bool(_at(base, x, y, frame)[0] > 0)
         if (label == 1) == inside:
@@ -122,24 +136,4 @@ def apply_box_clicks(box, base, base_iou, points, labels, decode_boxes, object_o
         mask = base > 0
         shared = float(((obj > 0) & mask).sum()) / max(float(mask.sum()), 1.0)
         base = torch.minimum(base, -obj) if shared < LEAK else carve(base, x, y, frame)
-    return base, base_iou
-
-
-def apply_clicks(base, base_iou, points, labels, object_of, frame: int):
-    """Edit ``base`` low-res logits (1, 1, L, L) or None with clicks -> (logits, iou).
-
-    ``points`` (K, 2) in frame pixels, ``labels`` (K,) 1/0; ``object_of(x, y)`` gives a click's
-    object as (logits, iou). With no base, the first positive click's object becomes it.
-    """
-    for (x, y), label in zip(points, labels, strict=True):
-        inside = base is not None and bool(_at(base, x, y, frame)[0] > 0)
-        if label == 1 and not inside:
-            obj, obj_iou = object_of(x, y)
-            if base is None:
-                base, base_iou = obj, obj_iou
-            else:
-                base = torch.maximum(base, obj)
-        elif label == 0 and inside:
-            obj, _ = object_of(x, y)
-            base = torch.minimum(base, -obj)
     return base, base_iou
