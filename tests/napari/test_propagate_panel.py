@@ -100,10 +100,14 @@ def test_stop_marker_and_all_objects(ct_viewer, qtbot):
 
 def test_clicking_the_qc_plot_jumps_to_that_slice(ct_viewer, qtbot):
     widget, target, reference, seeds = dock_with_seed(ct_viewer)
+    assert widget.propagation.plot.canvas.isHidden()  # no trace yet: no empty plot taking room
     widget.propagation.propagate()
     wait_for_worker(qtbot, widget)
     plot = widget.propagation.plot
     assert plot.slices and plot.axes.lines
+    assert not plot.canvas.isHidden()  # shown once there is a trace (hidden before)
+    qtbot.wait(100)  # let Qt lay the newly shown canvas out, as it is before a user can click
+    plot.canvas.draw()
     go_to_slice(ct_viewer, ct_viewer.layers["CT"], 0)
     wanted = 7
     x, y = plot.axes.transData.transform((wanted + 0.2, 0.5))
