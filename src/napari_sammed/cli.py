@@ -152,6 +152,9 @@ def cmd_demo(args) -> int:
     from ._napari.demo import open_demo
 
     open_demo(args.checkpoint, args.sample)
+    # The demo writes nothing, so SIGTERM may simply end it; raising inside Qt's event loop
+    # would only print a traceback from napari's exception hook.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     napari.run()
     return 0
 
