@@ -33,7 +33,7 @@ from .plan import CaseSpec, Plan
 
 COLUMNS = ("case", "status", "seconds", "objects", "mean_predicted_iou", "error")
 DONE = "done.json"
-EXPORT_RECORD = ".napari-sammed-batch.json"
+EXPORT_RECORD = "exported.json"  # OUTDIR/exported.json: {case: what was exported}
 #: Slice embeddings held in memory per volume; the rest stay in the on-disk cache
 #: (LiteMedSAM: 4 MiB a slice, so 32 slices = 128 MiB however long the volume).
 MEMORY_SLICES = 32
@@ -147,6 +147,11 @@ def run_case(case: CaseSpec, plan: Plan, outdir: str | Path, engine, model: Mode
     outdir, model = Path(outdir), model or ModelConfig()
     case_dir = outdir / case.name
     try:
+        if not {"propagate", "samaug"} & set(plan.steps):  # export only: the labels must be there
+            if not labels_path(case, plan, outdir).exists():
+                raise ValueError(f"no labels at {labels_path(case, plan, outdir)}: give labels: in the plan "
+                                 "or run the propagate step first")
+            return _row(case.name, "ok", time.perf_counter() - start)
         key = case_key(case, plan, model)
         done = read_done(case_dir)
         if done is not None and done.get("key") == key:
@@ -216,9 +221,10 @@ def samaug_volume(image: Path, outdir: Path, engine, window, settings, cache_dir
             embeddings.compute(embeddings.missing(range(begin, min(begin + step, embeddings.n_slices))))
             for k in range(begin, min(begin + step, embeddings.n_slices)):
                 result = samaug_slice(engine, data[k], win, settings, embedding=embeddings.get(k))
-                writers["seg_prior"].write(result.seg_prior, contiguous=True)
-                writers["boundary_prior"].write(result.boundary_prior.astype(np.uint8), contiguous=True)
-                writers["augmented"].write(result.augmented, contiguous=True)
+                writers["seg_prior"].write(result.seg_prior, contiguous=True, photometric="minisblack")
+                writers["boundary_prior"].write(result.boundary_prior.astype(np.uint8), contiguous=True,
+                                                photometric="minisblack")
+                writers["augmented"].write(result.augmented, contiguous=True, photometric="rgb")
                 counts.append(len(result.masks.masks))
                 method = result.masks.method
         for writer in writers.values():
@@ -255,7 +261,7 @@ def export_cases(plan: Plan, outdir: Path, rows: list[dict]) -> None:
 
     spec = plan.export
     folder = export_root(plan, outdir)
-    record_path = outdir / "export" / EXPORT_RECORD
+    record_path = outdir / EXPORT_RECORD
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
     by_name = {c.name: c for c in plan.cases}
     for row in rows:
@@ -373,7 +379,9 @@ def run_batch(plan: Plan, outdir: str | Path, model: ModelConfig = ModelConfig()
         else:
             todo.append(case)
     computed: list[dict] = []
-    if todo and (cluster or scheduler or client is not None):
+    if todo and not {"propagate", "samaug"} & set(plan.steps):  # export only: no model, no workers
+        computed = [run_case(case, plan, outdir, None, model) for case in todo]
+    elif todo and (cluster or scheduler or client is not None):
         computed = _on_dask(plan, outdir, model, todo, cluster, scheduler, client, progress)
     elif todo:
         computed = run_local(plan, outdir, model, todo, progress)
