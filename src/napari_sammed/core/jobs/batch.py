@@ -118,6 +118,16 @@ def _write_json(path: Path, payload) -> Path:
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
+def peak_rss_mib() -> float | None:
+    """This process's peak resident memory so far (MiB), where the OS reports it."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
 def _row(case: str, status: str, seconds: float, objects=None, iou=None, error: str = "") -> dict:
     return {"case": case, "status": status, "seconds": round(float(seconds), 2),
             "objects": "" if objects is None else int(objects),
@@ -182,6 +192,7 @@ def run_case(case: CaseSpec, plan: Plan, outdir: str | Path, engine, model: Mode
             "key": key, "case": case.name, "status": "ok", "seconds": round(seconds, 2), "objects": objects,
             "mean_predicted_iou": iou, "engine": engine.describe(), "window": window, "outputs": outputs,
             "pid": os.getpid(), "engine_loads_in_process": engine_loads(model) if model else None,
+            "peak_rss_mib_in_process": peak_rss_mib(),
             "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
         if not plan.keep_cache:
             shutil.rmtree(cache_dir, ignore_errors=True)
