@@ -339,7 +339,37 @@ def _register_evaluate(sub) -> None:
     p.set_defaults(func=cmd_evaluate)
 
 
-_EXTRA_COMMANDS: list = [_register_demo, _register_samaug, _register_propagate, _register_export, _register_evaluate]
+def cmd_batch(args) -> int:
+    from .core.jobs.batch import ModelConfig, format_table, run_batch
+    from .core.jobs.plan import load_plan
+
+    plan = load_plan(args.plan)
+    model = ModelConfig(args.checkpoint, args.kind, args.device, args.dtype, args.batch_size)
+    result = run_batch(plan, args.outdir, model, args.cluster, args.scheduler)
+    print(format_table(result.rows))
+    failed = sum(r["status"] == "error" for r in result.rows)
+    print(f"{len(result.rows) - failed} of {len(result.rows)} cases done, {failed} failed, "
+          f"{result.seconds:.1f} s; summary: {result.summary}")
+    return result.exit_code
+
+
+def _register_batch(sub) -> None:
+    p = sub.add_parser("batch", help="run a plan (propagate, SAMAug, export) over many volumes, locally or on dask",
+                       description="PLAN: YAML or JSON with steps, cases (name, image, seeds) and an export block; "
+                                   "paths relative to it. OUTDIR/<case>/ gets labels.nii.gz, qc.csv, samaug/; "
+                                   "OUTDIR/export the dataset; OUTDIR/summary.csv one row per case. Finished "
+                                   "cases are skipped on rerun. Exit 0: all cases done, 1: some failed, 2: bad plan.")
+    p.add_argument("plan")
+    p.add_argument("outdir")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--cluster", default=None, help="local:N - a dask LocalCluster of N worker processes")
+    where.add_argument("--scheduler", default=None, help="tcp://HOST:PORT of a running dask scheduler")
+    _add_model_args(p)
+    p.set_defaults(func=cmd_batch)
+
+
+_EXTRA_COMMANDS: list = [_register_demo, _register_samaug, _register_propagate, _register_export, _register_evaluate,
+                         _register_batch]
 
 
 class Terminated(BaseException):

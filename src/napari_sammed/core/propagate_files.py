@@ -92,8 +92,11 @@ def run_propagation(
     cache_dir: str | Path | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    memory_slices: int | None = None,
 ) -> dict:
-    """Propagate, write the labels with the image's geometry and the QC trace beside them."""
+    """Propagate, write the labels with the image's geometry and the QC trace beside them.
+
+    ``memory_slices`` bounds the embeddings held in memory when ``cache_dir`` keeps them on disk."""
     from .windowing import resolve_window
 
     output = Path(output)
@@ -103,7 +106,8 @@ def run_propagation(
     if volume.data.ndim != 3:
         raise ValueError(f"propagation needs a 3D image, got shape {volume.data.shape}")
     axis = axis_index(axis)
-    embeddings = VolumeEmbeddings(engine, volume.data, resolve_window(volume.data, window), axis, cache_dir)
+    embeddings = VolumeEmbeddings(engine, volume.data, resolve_window(volume.data, window), axis, cache_dir,
+                                  memory_slices=memory_slices)
     if str(seeds_path).lower().endswith(".json"):
         prompts, stops = read_prompt_file(seeds_path)
         if objects:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,7 +34,8 @@ class VolumeEmbeddings:
     """Embeddings of every slice of a 3D volume along one axis, computed lazily and cached.
 
     ``volume`` is (Z, Y, X) of any dtype; slices are windowed with ``window`` before embedding.
-    With ``cache_dir`` the embeddings persist in a zarr store reused on reopen.
+    With ``cache_dir`` the embeddings persist in a zarr store reused on reopen, and
+    ``memory_slices`` bounds how many stay in memory too (older ones are read back from disk).
     """
 
     def __init__(
@@ -44,6 +46,7 @@ class VolumeEmbeddings:
         axis: str | int = "z",
         cache_dir: str | Path | None = None,
         storage_dtype: str = "float32",
+        memory_slices: int | None = None,
     ) -> None:
         if volume.ndim != 3:
             raise ValueError(f"expected a 3D volume, got shape {volume.shape}")
@@ -51,8 +54,9 @@ class VolumeEmbeddings:
         self.axis = axis_index(axis)
         self.n_slices = volume.shape[self.axis]
         self.slice_shape = tuple(s for i, s in enumerate(volume.shape) if i != self.axis)
-        self._memory: dict[int, torch.Tensor] = {}
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        bounded = memory_slices is not None and self.cache_dir is not None
+        self._memory: dict[int, torch.Tensor] = _Recent(memory_slices) if bounded else {}
         self.storage_dtype = storage_dtype
         self._cache: EmbeddingCache | None = None
 
@@ -128,3 +132,17 @@ class VolumeEmbeddings:
             if progress is not None:
                 progress(done, len(indices))
         return done
+
+
+class _Recent(OrderedDict):
+    """A dict that keeps only the ``limit`` most recently stored entries."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = max(1, int(limit))
+
+    def __setitem__(self, key, value) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.limit:
+            self.popitem(last=False)

@@ -1,0 +1,443 @@
+"""Bulk runs: every case of a :class:`~.plan.Plan` end to end, in one process or on dask.distributed.
+
+Per case (:func:`run_case`, one task): ``OUTDIR/<case>/labels.nii.gz`` (image geometry),
+``qc.csv``/``qc.json``, ``samaug/<stem>_{seg_prior,boundary_prior,augmented}.tif`` and, written
+last, ``done.json``: a case whose ``done.json`` matches the plan, its inputs and the model is
+skipped on a rerun; embeddings persist in ``OUTDIR/.cache/<case>`` so an interrupted case resumes
+without re-encoding. A failing case becomes an error row; the others go on.
+
+The export dataset is assembled afterwards in the driver, one case after the other, from the
+per-case results (``OUTDIR/export``), so no two workers ever write the same index file.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import hashlib
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_write
+from .plan import CaseSpec, Plan
+
+COLUMNS = ("case", "status", "seconds", "objects", "mean_predicted_iou", "error")
+DONE = "done.json"
+EXPORT_RECORD = "exported.json"  # OUTDIR/exported.json: {case: what was exported}
+#: Slice embeddings held in memory per volume; the rest stay in the on-disk cache
+#: (LiteMedSAM: 4 MiB a slice, so 32 slices = 128 MiB however long the volume).
+MEMORY_SLICES = 32
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What ``load_model`` needs; hashable, so a worker process keeps one engine per config."""
+
+    checkpoint: str | None = None
+    kind: str | None = None
+    device: str = "auto"
+    dtype: str = "fp32"
+    batch_size: int = 4
+    threads: int | None = None  # torch intra-op threads in the process (None: torch's default)
+
+    def identity(self) -> dict:
+        """What makes results differ (the device does not, for resuming)."""
+        checkpoint = None if self.checkpoint is None else str(Path(self.checkpoint).resolve())
+        return {"checkpoint": checkpoint, "kind": self.kind, "dtype": self.dtype}
+
+
+_ENGINES: dict[ModelConfig, object] = {}
+_LOADS: dict[ModelConfig, int] = {}
+
+
+def engine_for(model: ModelConfig):
+    """The process's engine for ``model``, loaded on first use (once per worker process)."""
+    if model not in _ENGINES:
+        import torch
+
+        from ..api import load_model
+        from ..engine import SliceEngine
+
+        if model.threads:
+            torch.set_num_threads(model.threads)
+        _ENGINES[model] = SliceEngine(load_model(model.checkpoint, device=model.device, dtype=model.dtype,
+                                                 kind=model.kind), batch_size=model.batch_size)
+        _LOADS[model] = _LOADS.get(model, 0) + 1
+    return _ENGINES[model]
+
+
+def engine_loads(model: ModelConfig) -> int:
+    """How often this process loaded ``model`` (1 after any number of cases)."""
+    return _LOADS.get(model, 0)
+
+
+# ---- one case ------------------------------------------------------------------------------
+def _file_id(path: Path | None):
+    if path is None:
+        return None
+    stat = path.stat()
+    return [str(path), stat.st_size, stat.st_mtime_ns]
+
+
+def case_key(case: CaseSpec, plan: Plan, model: ModelConfig) -> str:
+    """Fingerprint of everything a case's outputs depend on (the export block excluded)."""
+    spec = {"case": case.name, "image": _file_id(case.image), "seeds": _file_id(case.seeds),
+            "labels": _file_id(case.labels), "window": plan.window_of(case), "axis": plan.axis,
+            "steps": [s for s in plan.steps if s != "export"],
+            "propagation": plan.propagation.model_dump(), "samaug": plan.samaug.model_dump(),
+            "model": model.identity()}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or "(no message)"
+    if not isinstance(error, ValueError | FileNotFoundError | FileExistsError):
+        text = f"{type(error).__name__}: {text}"
+    return text[:400]
+
+
+def read_done(case_dir: Path) -> dict | None:
+    try:
+        return json.loads((case_dir / DONE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path: Path, payload) -> Path:
+    text = json.dumps(payload, indent=2, default=str) + "\n"
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def peak_rss_mib() -> float | None:
+    """This process's peak resident memory so far (MiB), where the OS reports it."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
+def _row(case: str, status: str, seconds: float, objects=None, iou=None, error: str = "") -> dict:
+    return {"case": case, "status": status, "seconds": round(float(seconds), 2),
+            "objects": "" if objects is None else int(objects),
+            "mean_predicted_iou": "" if iou is None else round(float(iou), 4), "error": error}
+
+
+def _trace_stats(trace) -> tuple[int, float | None]:
+    from ..qc import object_summary
+
+    ious = [r.predicted_iou for r in trace if r.source == "propagated" and r.predicted_iou is not None]
+    return len(object_summary(trace)), (float(np.mean(ious)) if ious else None)
+
+
+def labels_path(case: CaseSpec, plan: Plan, outdir: Path) -> Path:
+    """The labels a case's later steps use: the propagated ones, else the plan's, else an earlier run's."""
+    if "propagate" in plan.steps or case.labels is None:
+        return outdir / case.name / "labels.nii.gz"
+    return case.labels
+
+
+def run_case(case: CaseSpec, plan: Plan, outdir: str | Path, engine, model: ModelConfig | None = None) -> dict:
+    """Run one case's steps (propagate, samaug) end to end; returns its summary row.
+
+    Never raises for a bad case: the error is the row's ``error`` (one line), status "error".
+    """
+    start = time.perf_counter()
+    outdir, model = Path(outdir), model or ModelConfig()
+    case_dir = outdir / case.name
+    try:
+        if not {"propagate", "samaug"} & set(plan.steps):  # export only: the labels must be there
+            if not labels_path(case, plan, outdir).exists():
+                raise ValueError(f"no labels at {labels_path(case, plan, outdir)}: give labels: in the plan "
+                                 "or run the propagate step first")
+            return _row(case.name, "ok", time.perf_counter() - start)
+        key = case_key(case, plan, model)
+        done = read_done(case_dir)
+        if done is not None and done.get("key") == key:
+            return _row(case.name, "cached", done.get("seconds", 0.0), done.get("objects"),
+                        done.get("mean_predicted_iou"))
+        (case_dir / DONE).unlink(missing_ok=True)
+        case_dir.mkdir(parents=True, exist_ok=True)
+        cache_dir = outdir / ".cache" / case.name
+        window = plan.window_of(case)
+        objects = iou = None
+        outputs: list[str] = []
+        if "propagate" in plan.steps:
+            from ..propagate_files import run_propagation
+            from ..qc import trace_from_csv
+
+            report = run_propagation(case.image, case.seeds, case_dir / "labels.nii.gz", engine, window, plan.axis,
+                                     plan.propagation.settings(), None, cache_dir, overwrite=True,
+                                     memory_slices=MEMORY_SLICES)
+            for written in report["trace"]:  # labels_qc.csv/.json -> qc.csv/.json
+                os.replace(written, case_dir / f"qc{written.suffix}")
+            objects, iou = _trace_stats(trace_from_csv((case_dir / "qc.csv").read_text()))
+            outputs += ["labels.nii.gz", "qc.csv", "qc.json"]
+        if "samaug" in plan.steps:
+            maps = samaug_volume(case.image, case_dir / "samaug", engine, window, plan.samaug.settings(), cache_dir)
+            outputs += [str(p.relative_to(case_dir)) for p in maps]
+        seconds = time.perf_counter() - start
+        _write_json(case_dir / DONE, {
+            "key": key, "case": case.name, "status": "ok", "seconds": round(seconds, 2), "objects": objects,
+            "mean_predicted_iou": iou, "engine": engine.describe(), "window": window, "outputs": outputs,
+            "pid": os.getpid(), "engine_loads_in_process": engine_loads(model) if model else None,
+            "peak_rss_mib_in_process": peak_rss_mib(),
+            "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
+        if not plan.keep_cache:
+            shutil.rmtree(cache_dir, ignore_errors=True)
+        return _row(case.name, "ok", seconds, objects, iou)
+    except Exception as error:  # noqa: BLE001 - fault isolation: one bad case never stops the run
+        return _row(case.name, "error", time.perf_counter() - start, error=one_line(error))
+
+
+def samaug_volume(image: Path, outdir: Path, engine, window, settings, cache_dir: Path | None = None) -> list[Path]:
+    """SAMAug maps of a volume, slice by slice: ``<stem>_{seg_prior,boundary_prior,augmented}.tif``
+    (Z, H, W[, 3]) and ``<stem>_samaug.json`` as ``napari-sammed samaug`` writes them, streamed to
+    disk (memory: one slice's masks), reusing the case's embedding cache. 2D images go to
+    :func:`~napari_sammed.core.samaug_files.run_samaug`."""
+    import tifffile
+
+    from ..io import file_stem, read_volume
+    from ..samaug import samaug_slice
+    from ..samaug_files import MAPS, run_samaug
+    from ..volume import VolumeEmbeddings
+    from ..windowing import resolve_window
+
+    volume = read_volume(image)
+    data = volume.data
+    if data.ndim != 3 or data.shape[-1] == 3:
+        return run_samaug(image, outdir, engine, window, settings)
+    outdir.mkdir(parents=True, exist_ok=True)
+    stem = file_stem(image)
+    win = resolve_window(data, window) if data.dtype != np.uint8 else None
+    embeddings = VolumeEmbeddings(engine, data, win, "z", cache_dir, memory_slices=MEMORY_SLICES)
+    targets = {m: outdir / f"{stem}_{m}.tif" for m in MAPS}
+    temps = {m: Path(tempfile.mkstemp(prefix=".napari-sammed-", suffix=".tif", dir=outdir)[1]) for m in MAPS}
+    writers = {m: tifffile.TiffWriter(temps[m]) for m in MAPS}
+    counts, method = [], None
+    try:
+        step = engine.batch_size
+        for begin in range(0, embeddings.n_slices, step):
+            embeddings.compute(embeddings.missing(range(begin, min(begin + step, embeddings.n_slices))))
+            for k in range(begin, min(begin + step, embeddings.n_slices)):
+                result = samaug_slice(engine, data[k], win, settings, embedding=embeddings.get(k))
+                writers["seg_prior"].write(result.seg_prior, contiguous=True, photometric="minisblack")
+                writers["boundary_prior"].write(result.boundary_prior.astype(np.uint8), contiguous=True,
+                                                photometric="minisblack")
+                writers["augmented"].write(result.augmented, contiguous=True, photometric="rgb")
+                counts.append(len(result.masks.masks))
+                method = result.masks.method
+        for writer in writers.values():
+            writer.close()
+        for m in MAPS:
+            os.replace(temps[m], targets[m])
+    finally:
+        for m in MAPS:
+            writers[m].close()
+            temps[m].unlink(missing_ok=True)
+    meta = {"source": str(image), "engine": engine.describe(), "amg": settings.as_dict(),
+            "window": None if win is None else win.as_dict(), "masks_per_slice": counts, "method": method}
+    written = [*targets.values(), _write_json(outdir / f"{stem}_samaug.json", meta)]
+    return written
+
+
+# ---- export (driver, after the cases) -------------------------------------------------------
+def export_root(plan: Plan, outdir: Path) -> Path:
+    root = outdir / "export"
+    return root / plan.export.dataset_name if plan.export.format == "sammed2d" else root
+
+
+def export_cases(plan: Plan, outdir: Path, rows: list[dict]) -> None:
+    """Add every finished case to the one dataset under ``OUTDIR/export`` (sequentially, append).
+
+    A case already exported with the same results and options is skipped; a failing export
+    turns the case's row into an error row.
+    """
+    from ..export import ExportCase, ExportOptions, export_case
+    from ..io import read_volume
+    from ..qc import trace_from_csv
+    from ..volume import axis_index
+    from ..windowing import resolve_window
+
+    spec = plan.export
+    folder = export_root(plan, outdir)
+    record_path = outdir / EXPORT_RECORD
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    by_name = {c.name: c for c in plan.cases}
+    for row in rows:
+        if row["status"] not in ("ok", "cached"):
+            continue
+        case = by_name[row["case"]]
+        case_dir = outdir / case.name
+        done = read_done(case_dir) or {}
+        key = hashlib.sha256(json.dumps([done.get("key"), spec.model_dump()], default=str).encode()).hexdigest()
+        if record.get(case.name) == key:
+            continue
+        try:
+            image = read_volume(case.image)
+            labels = read_volume(labels_path(case, plan, outdir))
+            window = plan.window_of(case)
+            win = resolve_window(image.data, window) if image.data.dtype != np.uint8 else None
+            trace = trace_from_csv((case_dir / "qc.csv").read_text()) if (case_dir / "qc.csv").exists() else None
+            export = ExportCase(case.name, image.data, labels.data, image.layer_metadata(), plan.class_names, win,
+                                engine=done.get("engine"), trace=trace,
+                                sources=[str(case.image), str(labels_path(case, plan, outdir))])
+            options = ExportOptions(spec.format, str(folder), axis_index(spec.axis), spec.split, spec.seed,
+                                    spec.test_fraction, spec.all_slices, spec.split_components, spec.dataset_id,
+                                    spec.dataset_name, spec.channel, spec.include_image, append=True,
+                                    overwrite=True)  # a rerun replaces the case's earlier export
+            export_case(export, options)
+        except Exception as error:  # noqa: BLE001 - one case's export never stops the others
+            row.update(status="error", error="export: " + one_line(error))
+            continue
+        record[case.name] = key
+        _write_json(record_path, record)
+
+
+# ---- runners -------------------------------------------------------------------------------
+def _progress(iterable: Iterable, total: int, desc: str, enabled: bool):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit="case", file=sys.stderr)
+
+
+def run_local(plan: Plan, outdir: Path, model: ModelConfig, cases: list[CaseSpec], progress: bool = True) -> list[dict]:
+    """One process, the model loaded once (when a case needs it), cases one after another."""
+    rows = []
+    for case in _progress(cases, len(cases), "cases", progress):
+        try:
+            engine = engine_for(model)
+        except Exception as error:  # noqa: BLE001 - a model that cannot load fails every case
+            rows.append(_row(case.name, "error", 0.0, error="model: " + one_line(error)))
+            continue
+        rows.append(run_case(case, plan, outdir, engine, model))
+    return rows
+
+
+def _case_task(case: CaseSpec, plan: Plan, outdir: str, model: ModelConfig) -> dict:
+    """What a dask worker runs: the worker process's engine (loaded once), then the case."""
+    try:
+        engine = engine_for(model)
+    except Exception as error:  # noqa: BLE001
+        return _row(case.name, "error", 0.0, error="model: " + one_line(error))
+    return run_case(case, plan, outdir, engine, model)
+
+
+def run_dask(plan: Plan, outdir: Path, model: ModelConfig, cases: list[CaseSpec], client,
+             progress: bool = True) -> list[dict]:
+    """One task per case on a ``dask.distributed.Client``; rows in completion order."""
+    from distributed import as_completed
+
+    futures = {client.submit(_case_task, case, plan, str(outdir), model, pure=False,
+                             key=f"napari-sammed-case-{case.name}-{os.urandom(4).hex()}"): case for case in cases}
+    rows = []
+    for future in _progress(as_completed(futures), len(futures), "cases", progress):
+        try:
+            rows.append(future.result())
+        except Exception as error:  # noqa: BLE001 - a worker died or the task could not run
+            rows.append(_row(futures[future].name, "error", 0.0, error=one_line(error)))
+    return rows
+
+
+def parse_cluster(text: str) -> int:
+    """``local:N`` -> N worker processes."""
+    kind, _, count = text.partition(":")
+    if kind != "local" or not count.isdigit() or int(count) < 1:
+        raise ValueError(f"--cluster takes local:N (N worker processes), got {text!r}")
+    return int(count)
+
+
+@dataclass
+class BatchResult:
+    rows: list[dict]
+    summary: Path
+    seconds: float
+    workers: dict = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if all(r["status"] in ("ok", "cached") for r in self.rows) else 1
+
+
+def run_batch(plan: Plan, outdir: str | Path, model: ModelConfig = ModelConfig(), cluster: str | None = None,
+              scheduler: str | None = None, client=None, progress: bool = True) -> BatchResult:
+    """Run ``plan`` into ``outdir``: locally, on a ``local:N`` LocalCluster, on a scheduler
+    address, or on a given ``client``; then the export; then ``summary.csv``."""
+    start = time.perf_counter()
+    outdir = Path(outdir)
+    if model.checkpoint and not Path(model.checkpoint).is_file():
+        raise FileNotFoundError(f"no such checkpoint: {model.checkpoint}")
+    outdir.mkdir(parents=True, exist_ok=True)
+    todo, cached = [], {}
+    for case in plan.cases:  # finished cases never reach a worker
+        done = read_done(outdir / case.name)
+        if done is not None and done.get("key") == case_key(case, plan, model):
+            cached[case.name] = _row(case.name, "cached", done.get("seconds", 0.0), done.get("objects"),
+                                     done.get("mean_predicted_iou"))
+        else:
+            todo.append(case)
+    computed: list[dict] = []
+    if todo and not {"propagate", "samaug"} & set(plan.steps):  # export only: no model, no workers
+        computed = [run_case(case, plan, outdir, None, model) for case in todo]
+    elif todo and (cluster or scheduler or client is not None):
+        computed = _on_dask(plan, outdir, model, todo, cluster, scheduler, client, progress)
+    elif todo:
+        computed = run_local(plan, outdir, model, todo, progress)
+    by_name = {**cached, **{r["case"]: r for r in computed}}
+    rows = [by_name[c.name] for c in plan.cases]
+    if "export" in plan.steps:
+        export_cases(plan, outdir, rows)
+    summary = write_summary(rows, outdir / "summary.csv")
+    return BatchResult(rows, summary, time.perf_counter() - start)
+
+
+def _on_dask(plan, outdir, model, todo, cluster, scheduler, client, progress) -> list[dict]:
+    from distributed import Client, LocalCluster
+
+    if client is not None:
+        return run_dask(plan, outdir, model, todo, client, progress)
+    if scheduler:
+        with Client(scheduler) as remote:
+            return run_dask(plan, outdir, model, todo, remote, progress)
+    n = parse_cluster(cluster)
+    threads = max(1, (os.cpu_count() or 1) // n)
+    model = ModelConfig(**{**asdict(model), "threads": model.threads or threads})
+    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as local, \
+            Client(local) as own:
+        return run_dask(plan, outdir, model, todo, own, progress)
+
+
+# ---- summary -------------------------------------------------------------------------------
+def summary_csv(rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def write_summary(rows: list[dict], path: Path) -> Path:
+    text = summary_csv(rows)
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def format_table(rows: list[dict]) -> str:
+    """The summary as an aligned text table (what the CLI prints)."""
+    cells = [list(COLUMNS)] + [[str(r[c]) for c in COLUMNS] for r in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS) - 1)]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(line[:-1], widths, strict=True)) + "  " + line[-1]
+             for line in cells]
+    return "\n".join(line.rstrip() for line in lines)
