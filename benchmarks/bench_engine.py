@@ -17,9 +17,10 @@ import torch
 import torch.nn.functional as F
 
 import napari_sammed as ns
-from napari_sammed.core.cache import EmbeddingCache
-from napari_sammed.core.engine import Prompt
-from napari_sammed.core.registry import MODEL_SPECS, build_model
+from napari_sammed.core.engine.slice_engine import Prompt
+from napari_sammed.core.model.build import build_model
+from napari_sammed.core.model.specs import MODEL_SPECS
+from napari_sammed.core.volume.cache import EmbeddingCache
 
 
 def timed(fn, repeat=1):

@@ -20,10 +20,11 @@ import torch
 from scipy import ndimage as ndi
 
 import napari_sammed as ns
-from napari_sammed.core.propagate import PropagationSettings, propagate
-from napari_sammed.core.registry import MODEL_SPECS, build_model
-from napari_sammed.core.volume import VolumeEmbeddings
-from napari_sammed.core.windowing import resolve_window
+from napari_sammed.core.io.windowing import resolve_window
+from napari_sammed.core.model.build import build_model
+from napari_sammed.core.model.specs import MODEL_SPECS
+from napari_sammed.core.volume.embeddings import VolumeEmbeddings
+from napari_sammed.core.volume.propagation import PropagationSettings, propagate
 
 DATA = Path(ns.__file__).parent / "_data"
 WALK_EVERYTHING = PropagationSettings(min_iou=0.0, min_neighbour_iou=0.0, min_area=1)

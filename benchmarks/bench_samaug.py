@@ -13,9 +13,10 @@ import numpy as np
 import torch
 
 import napari_sammed as ns
-from napari_sammed.core.amg import AmgSettings, automatic_masks
-from napari_sammed.core.registry import MODEL_SPECS, build_model
-from napari_sammed.core.samaug import prior_maps
+from napari_sammed.core.engine.automatic_masks import AmgSettings, automatic_masks
+from napari_sammed.core.engine.samaug import prior_maps
+from napari_sammed.core.model.build import build_model
+from napari_sammed.core.model.specs import MODEL_SPECS
 
 
 def main() -> None:

@@ -16,7 +16,8 @@ os.environ.setdefault("XDG_CONFIG_HOME", str(Path(_TMP_HOME) / "config"))
 os.environ.setdefault("XDG_CACHE_HOME", str(Path(_TMP_HOME) / "cache"))
 os.environ.setdefault("NAPARI_CONFIG", str(Path(_TMP_HOME) / "napari-settings.yaml"))
 
-from napari_sammed.core.registry import MODEL_SPECS, ModelSpec, build_model  # noqa: E402
+from napari_sammed.core.model.build import build_model  # noqa: E402
+from napari_sammed.core.model.specs import MODEL_SPECS, ModelSpec  # noqa: E402
 
 PACKAGE_DATA = Path(__file__).resolve().parents[1] / "src" / "napari_sammed" / "_data"
 #: SAM-Med2D's data_demo (5 CT slices, 30 masks), copied with its licence so a bare clone tests.

@@ -10,12 +10,12 @@ __version__ = "0.1.0"
 __all__ = ["load_model", "SliceEngine", "Prompt", "Prediction", "to_uint8", "samaug", "__version__"]
 
 _LAZY = {
-    "load_model": ("napari_sammed.core.api", "load_model"),
-    "SliceEngine": ("napari_sammed.core.engine", "SliceEngine"),
-    "Prompt": ("napari_sammed.core.engine", "Prompt"),
-    "Prediction": ("napari_sammed.core.engine", "Prediction"),
-    "to_uint8": ("napari_sammed.core.windowing", "to_uint8"),
-    "samaug": ("napari_sammed.core.samaug", None),
+    "load_model": ("napari_sammed.core.model.load", "load_model"),
+    "SliceEngine": ("napari_sammed.core.engine.slice_engine", "SliceEngine"),
+    "Prompt": ("napari_sammed.core.engine.slice_engine", "Prompt"),
+    "Prediction": ("napari_sammed.core.engine.slice_engine", "Prediction"),
+    "to_uint8": ("napari_sammed.core.io.windowing", "to_uint8"),
+    "samaug": ("napari_sammed.core.engine.samaug", None),
 }
 
 

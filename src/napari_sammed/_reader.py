@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .core.io import NIFTI_SUFFIXES, TIFF_SUFFIXES, Volume, is_zarr, read_volume
+from .core.io.read import NIFTI_SUFFIXES, TIFF_SUFFIXES, Volume, is_zarr, read_volume
 
 
 def get_reader(path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .core.io import read_nifti
+from .core.io.read import read_nifti
 
 DATA = Path(__file__).parent / "_data"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core.volume_files import label_dtype, write_nifti, write_tiff
+from .core.io.write import label_dtype, write_nifti, write_tiff
 
 
 def layer_geometry(meta: dict) -> dict:

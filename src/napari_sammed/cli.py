@@ -51,8 +51,8 @@ def parse_ids(text: str | None, option: str) -> list[int] | None:
 
 
 def _engine(args):
-    from .core.api import load_model
-    from .core.engine import SliceEngine
+    from .core.engine.slice_engine import SliceEngine
+    from .core.model.load import load_model
 
     model = load_model(args.checkpoint, device=args.device, dtype=args.dtype, kind=args.kind)
     return SliceEngine(model, batch_size=args.batch_size)
@@ -78,7 +78,7 @@ class _Progress:
 
 
 def cmd_convert(args) -> int:
-    from .core.checkpoints import convert_checkpoint
+    from .core.model.checkpoints import convert_checkpoint
 
     sha = convert_checkpoint(args.input, args.output, overwrite=args.overwrite)
     print(f"wrote {args.output}\nsha256 {sha}")
@@ -88,8 +88,8 @@ def cmd_convert(args) -> int:
 def cmd_info(args) -> int:
     import json
 
-    from .core.api import load_model
-    from .core.engine import SliceEngine
+    from .core.engine.slice_engine import SliceEngine
+    from .core.model.load import load_model
 
     engine = SliceEngine(load_model(args.checkpoint, device=args.device, dtype=args.dtype, kind=args.kind))
     print(json.dumps(engine.describe(), indent=2))
@@ -97,9 +97,9 @@ def cmd_info(args) -> int:
 
 
 def cmd_embed(args) -> int:
-    from .core.io import read_volume
-    from .core.volume import VolumeEmbeddings
-    from .core.windowing import resolve_window
+    from .core.io.read import read_volume
+    from .core.io.windowing import resolve_window
+    from .core.volume.embeddings import VolumeEmbeddings
 
     volume = read_volume(args.image)
     if volume.data.ndim != 3:
@@ -167,8 +167,8 @@ def _register_demo(sub) -> None:
 
 
 def cmd_samaug(args) -> int:
-    from .core.amg import AmgSettings
-    from .core.samaug_files import run_samaug
+    from .core.engine.automatic_masks import AmgSettings
+    from .core.jobs.samaug import run_samaug
 
     engine = _engine(args)
     settings = AmgSettings(points_per_side=args.points_per_side, pred_iou_thresh=args.pred_iou_thresh,
@@ -194,8 +194,8 @@ def _register_samaug(sub) -> None:
 
 
 def cmd_propagate(args) -> int:
-    from .core.propagate import PropagationSettings
-    from .core.propagate_files import run_propagation
+    from .core.jobs.propagate import run_propagation
+    from .core.volume.propagation import PropagationSettings
 
     settings = PropagationSettings(
         min_iou=args.min_iou, min_neighbour_iou=args.min_neighbour_iou, min_area=args.min_area,
@@ -245,7 +245,7 @@ def _register_propagate(sub) -> None:
 
 def _class_names(text: str | None) -> dict[int, str]:
     from .core.export.case import parse_class_names
-    from .core.inputs import ClassNames, load_json
+    from .core.io.inputs import ClassNames, load_json
 
     if text and text.lower().endswith(".json"):
         return load_json(text, ClassNames, "class-names JSON file").as_dict()
@@ -253,24 +253,16 @@ def _class_names(text: str | None) -> dict[int, str]:
 
 
 def cmd_export(args) -> int:
-    from pathlib import Path
+    from .core.export import ExportOptions
+    from .core.jobs.export import export_files
+    from .core.volume.embeddings import axis_index
 
-    from .core.export import ExportCase, ExportOptions, export_case
-    from .core.io import read_volume
-    from .core.qc import read_trace_csv
-    from .core.volume import axis_index
-    from .core.windowing import resolve_window
-
-    image, labels = read_volume(args.image), read_volume(args.labels)
-    trace = read_trace_csv(args.qc) if args.qc else None
-    name = args.case or Path(args.image).name.split(".")[0]
-    window = resolve_window(image.data, parse_window(args.window)) if image.data.ndim == 3 or image.data.dtype.kind != "u" else None
-    case = ExportCase(name, image.data, labels.data, image.layer_metadata(), _class_names(args.class_names), window,
-                      trace=trace, sources=[str(args.image), str(args.labels)])
     options = ExportOptions(args.format, args.output, axis_index(args.axis), args.split, args.seed,
                             args.test_fraction, args.all_slices, args.split_components, args.dataset_id,
                             args.dataset_name, args.channel, args.include_image, args.append, args.overwrite)
-    print(export_case(case, options)["summary"])
+    report = export_files(args.image, args.labels, options, args.case, _class_names(args.class_names),
+                          parse_window(args.window), args.qc)
+    print(report["summary"])
     return 0
 
 
@@ -305,7 +297,7 @@ def _register_export(sub) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    from .core.evaluate import evaluate, format_table, to_csv
+    from .core.jobs.evaluate import evaluate, format_table, to_csv
 
     engine = _engine(args)
     modes = tuple(m.strip() for m in args.prompts.split(",") if m.strip())
@@ -382,9 +374,9 @@ def _on_sigterm(signum, frame) -> None:
 
 #: Exceptions that mean the input (files, arguments, disk) is wrong, not the program.
 def _bad_input_types() -> tuple[type[BaseException], ...]:
-    from .core.checkpoints import CheckpointError
-    from .core.inputs import InputError
-    from .core.lite_medsam import BundledWeightsError
+    from .core.io.inputs import InputError
+    from .core.model.checkpoints import CheckpointError
+    from .core.model.lite_medsam import BundledWeightsError
 
     return (InputError, CheckpointError, BundledWeightsError, ValueError, OSError)
 
@@ -397,7 +389,7 @@ def _one_line(error: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command. Bad input: one line ``napari-sammed <command>: error: <file>: <what>``
     and exit code 2. A bug: the traceback and a line asking to report it, exit code 1."""
-    from .core.inputs import InputWarning
+    from .core.io.inputs import InputWarning
 
     args = build_parser().parse_args(argv)
     prog = f"napari-sammed {args.command}"

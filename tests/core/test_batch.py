@@ -251,10 +251,10 @@ def test_bad_options_exit_2(data, tmp_path, args, expected):
 
 
 def test_engine_loaded_once_per_process_and_embeddings_bounded(tmp_path):
-    from napari_sammed.core.io import read_volume
+    from napari_sammed.core.io.read import read_volume
+    from napari_sammed.core.io.windowing import resolve_window
     from napari_sammed.core.jobs.batch import ModelConfig, engine_for, engine_loads
-    from napari_sammed.core.volume import VolumeEmbeddings
-    from napari_sammed.core.windowing import resolve_window
+    from napari_sammed.core.volume.embeddings import VolumeEmbeddings
 
     model = ModelConfig(kind="weight-free", batch_size=3)
     engine = engine_for(model)

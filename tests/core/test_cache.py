@@ -5,9 +5,9 @@ import pytest
 import torch
 
 import napari_sammed as ns
-from napari_sammed.core.cache import CacheCorruptError
-from napari_sammed.core.volume import VolumeEmbeddings
-from napari_sammed.core.windowing import resolve_window
+from napari_sammed.core.io.windowing import resolve_window
+from napari_sammed.core.volume.cache import CacheCorruptError
+from napari_sammed.core.volume.embeddings import VolumeEmbeddings
 
 
 class CountingEngine(ns.SliceEngine):

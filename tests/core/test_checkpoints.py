@@ -9,14 +9,15 @@ import pytest
 import torch
 
 import napari_sammed as ns
-from napari_sammed.core.checkpoints import (
+from napari_sammed.core.io.hashing import sha256_file
+from napari_sammed.core.model.build import build_model
+from napari_sammed.core.model.checkpoints import (
     CheckpointError,
     convert_checkpoint,
     detect_spec,
     read_checkpoint,
-    sha256_file,
 )
-from napari_sammed.core.registry import MODEL_SPECS, build_model
+from napari_sammed.core.model.specs import MODEL_SPECS
 from tests.conftest import SMALL_SPEC
 
 
@@ -48,6 +49,7 @@ def test_weights_only_refuses_official_layout(small_checkpoint):
         torch.load(small_checkpoint, weights_only=True)
 
 
+@pytest.mark.slow  # builds and loads the full 271 M-parameter model (~1 GB); -m 'not slow' skips it
 def test_full_size_official_checkpoint_loads(full_checkpoint):
     model = ns.load_model(full_checkpoint, device="cpu")
     assert model.spec == MODEL_SPECS["sam-med2d"]
@@ -179,7 +181,7 @@ def test_requested_kind_must_fit(small_checkpoint):
 
 
 def test_bare_state_dict_of_vanilla_sam_loads(tmp_path):
-    from napari_sammed.core.registry import ModelSpec
+    from napari_sammed.core.model.specs import ModelSpec
 
     spec = ModelSpec("sam_vit_b", 1024, 32, 2, 2, (1,), False, "sam")
     path = tmp_path / "sam_vit_b_small.pth"

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 import napari_sammed as ns
-from napari_sammed.core.engine import Prompt
-from napari_sammed.core.windowing import to_uint8
+from napari_sammed.core.engine.slice_engine import Prompt
+from napari_sammed.core.io.windowing import to_uint8
 from tests.conftest import bbox_xyxy, dice, middle_slice
 
 

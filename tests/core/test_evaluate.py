@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from napari_sammed.cli import main
-from napari_sammed.core import evaluate as ev
-from napari_sammed.core.api import load_model
-from napari_sammed.core.engine import SliceEngine
+from napari_sammed.core.engine.slice_engine import SliceEngine
+from napari_sammed.core.jobs import evaluate as ev
+from napari_sammed.core.model.load import load_model
 from tests.conftest import DATA_DEMO
 
 DEMO_CLASSES = {"aorta", "colon", "femur_right", "gluteus_maximus_left", "gluteus_maximus_right", "hip_left",

@@ -14,8 +14,8 @@ from PIL import Image
 from napari_sammed._sample_data import DATA, ORGAN_NAMES
 from napari_sammed.core.export import ExportCase, export_nnunet, export_sammed2d, export_stack
 from napari_sammed.core.export import sammed2d as sammed2d_module
-from napari_sammed.core.io import read_dicom_series, read_nifti, read_volume
-from napari_sammed.core.windowing import apply_window, resolve_window
+from napari_sammed.core.io.read import read_dicom_series, read_nifti, read_volume
+from napari_sammed.core.io.windowing import apply_window, resolve_window
 from tests.conftest import DATA_DEMO
 from tests.core.test_io import write_dicom_series
 

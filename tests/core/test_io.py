@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_sammed.core.io import read_volume
+from napari_sammed.core.io.read import read_volume
 
 
 def write_dicom_series(folder, volume, spacing=(3.0, 0.8, 0.7)):

@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 import napari_sammed as ns
-from napari_sammed.core import lite_medsam
-from napari_sammed.core.checkpoints import CheckpointError
-from napari_sammed.core.windowing import to_uint8
+from napari_sammed.core.io.windowing import to_uint8
+from napari_sammed.core.model import lite_medsam
+from napari_sammed.core.model.checkpoints import CheckpointError
 from tests.conftest import DATA_DEMO, bbox_xyxy, dice, middle_slice
 
 SPLEEN, KIDNEY_RIGHT, KIDNEY_LEFT, LIVER = 1, 2, 3, 5
@@ -293,7 +293,7 @@ def test_samaug_region_boxes_find_organs(engine, organ_slices):
     24 / .87, 21 / .81, 22 / .18. Kidneys and spleen are found; the liver's region boxes stay
     fragments. On a 512² data_demo slice: 19 masks, aorta .87, liver .76.
     """
-    from napari_sammed.core.amg import AmgSettings, automatic_masks
+    from napari_sammed.core.engine.automatic_masks import AmgSettings, automatic_masks
 
     name, image, truth, emb = organ_slices[5]  # MR kidney_right
     auto = automatic_masks(engine, emb, truth.shape, AmgSettings(), image=image)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import napari_sammed as ns
-from napari_sammed.core.propagate import propagate
-from napari_sammed.core.volume import VolumeEmbeddings
-from napari_sammed.core.windowing import resolve_window
+from napari_sammed.core.io.windowing import resolve_window
+from napari_sammed.core.volume.embeddings import VolumeEmbeddings
+from napari_sammed.core.volume.propagation import propagate
 from tests.conftest import dice, middle_slice
 
 ORGANS = {"spleen": 1, "kidney_right": 2, "kidney_left": 3, "liver": 5}

@@ -7,9 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from napari_sammed.core import sam_import
-from napari_sammed.core.model import Adapter, AdapterBlock
-from napari_sammed.core.registry import MODEL_SPECS, build_model
+from napari_sammed.core.model import sam_import
+from napari_sammed.core.model.build import build_model
+from napari_sammed.core.model.sam_med2d import Adapter, AdapterBlock
+from napari_sammed.core.model.specs import MODEL_SPECS
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +117,7 @@ def test_segment_anything_imports_without_torchvision():
     # A fresh interpreter in which importing torchvision fails, as on machines without it.
     code = (
         "import sys; sys.modules['torchvision'] = None\n"
-        "from napari_sammed.core import sam_import\n"
+        "from napari_sammed.core.model import sam_import\n"
         "assert sam_import.modeling().Sam.__name__ == 'Sam'\n"
         "assert callable(sam_import.amg().calculate_stability_score)\n"
         "import napari_sammed as ns; ns.load_model(None)\n"

@@ -5,18 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_sammed.core.api import load_model
-from napari_sammed.core.engine import SliceEngine
-from napari_sammed.core.propagate import (
+from napari_sammed.core.engine.slice_engine import SliceEngine
+from napari_sammed.core.io.qc import object_summary, trace_from_csv, trace_to_csv
+from napari_sammed.core.io.windowing import resolve_window
+from napari_sammed.core.model.load import load_model
+from napari_sammed.core.volume.embeddings import VolumeEmbeddings
+from napari_sammed.core.volume.propagation import (
     PropagationSettings,
     enlarged_box,
     interior_points,
     propagate,
     seeds_from_labels,
 )
-from napari_sammed.core.qc import object_summary, trace_from_csv, trace_to_csv
-from napari_sammed.core.volume import VolumeEmbeddings
-from napari_sammed.core.windowing import resolve_window
 from tests.conftest import dice
 
 SPLEEN, KIDNEY_RIGHT, KIDNEY_LEFT, LIVER = 1, 2, 3, 5

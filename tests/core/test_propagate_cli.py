@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from napari_sammed.cli import main
-from napari_sammed.core.io import read_volume
+from napari_sammed.core.io.read import read_volume
 from tests.conftest import PACKAGE_DATA, bbox_xyxy, dice
 
 CT = PACKAGE_DATA / "example_ct_sm.nii.gz"

@@ -7,8 +7,14 @@ from skimage.segmentation import find_boundaries
 
 import napari_sammed as ns
 from napari_sammed import samaug
-from napari_sammed.core.amg import AmgSettings, automatic_masks, box_nms, filter_masks, nms_masks
-from napari_sammed.core.windowing import Window, resolve_window
+from napari_sammed.core.engine.automatic_masks import (
+    AmgSettings,
+    automatic_masks,
+    box_nms,
+    filter_masks,
+    nms_masks,
+)
+from napari_sammed.core.io.windowing import Window, resolve_window
 
 
 def square(shape, r0, r1, c0, c1):

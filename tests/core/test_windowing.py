@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from napari_sammed.core.windowing import Window, percentile_window, resolve_window, to_uint8
+from napari_sammed.core.io.windowing import Window, percentile_window, resolve_window, to_uint8
 
 
 def test_ct_preset_maps_level_to_mid_grey():

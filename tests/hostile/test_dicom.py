@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_sammed.core.inputs import InputError, InputWarning
-from napari_sammed.core.io import read_volume
+from napari_sammed.core.io.inputs import InputError, InputWarning
+from napari_sammed.core.io.read import read_volume
 from tests.hostile.conftest import one_line_error, run, write_dicom_series
 
 SERIES_A, SERIES_B = "1.2.826.0.1.3680043.8.498.1", "1.2.826.0.1.3680043.8.498.2"

@@ -11,8 +11,8 @@ import tifffile
 
 import napari_sammed.core.export.staging as staging
 from napari_sammed.core.export import ExportCase, ExportOptions, export_case
-from napari_sammed.core.io import read_volume
-from napari_sammed.core.volume_files import write_volume
+from napari_sammed.core.io.read import read_volume
+from napari_sammed.core.io.write import write_volume
 from tests.hostile.conftest import one_line_error, run, save_nifti, snapshot, tiny_image, tiny_labels
 
 

@@ -31,7 +31,7 @@ def test_prompts_outside_the_slice_are_refused(tmp_path, capsys, case_files, pro
 
 
 def test_prompt_that_segments_nothing_is_refused(tmp_path, capsys, case_files, monkeypatch):
-    from napari_sammed.core import engine as engine_module
+    from napari_sammed.core.engine import slice_engine as engine_module
 
     real = engine_module.SliceEngine.predict_batch
 
@@ -74,7 +74,7 @@ def test_samaug_same_stem_different_suffix_both_processed(tmp_path, capsys):
                             ("seg_prior.tif", "boundary_prior.tif", "augmented.tif", "augmented.png", "samaug.json")]
                            + [f"b_{m}" for m in ("seg_prior.tif", "boundary_prior.tif", "augmented.tif",
                                                  "augmented.png", "samaug.json")])
-    assert "wrote 12 files" in out
+    assert "wrote 15 files" in out  # every file listed above, provenance JSON included
     sources = {json.loads((tmp_path / "out" / f"{s}_samaug.json").read_text())["source"] for s in ("a.png", "a.tif")}
     assert sources == {str(folder / "a.png"), str(folder / "a.tif")}
     augmented = [tifffile.imread(tmp_path / "out" / f"{s}_augmented.tif") for s in ("a.png", "a.tif")]
@@ -91,7 +91,7 @@ def test_samaug_output_in_the_input_folder_never_reads_its_outputs(tmp_path, cap
     for attempt in range(2):  # the rerun sees the first run's outputs in the folder
         code, out, err = run(capsys, "samaug", folder, outdir, *SAMAUG)
         assert code == 0, err
-        assert out.startswith(f"wrote {8 if attempt == 0 else 0} files")
+        assert out.startswith(f"wrote {10 if attempt == 0 else 0} files")  # 2 × (4 maps + JSON)
     expected = {f"{s}_{m}" for s in ("a", "c") for m in
                 ("seg_prior.tif", "boundary_prior.tif", "augmented.tif", "augmented.png", "samaug.json")}
     produced = {p.name for p in outdir.iterdir()} - {"a.png", "c.tif", "maps"}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_sammed.core.checkpoints import CheckpointError, read_checkpoint
+from napari_sammed.core.model.checkpoints import CheckpointError, read_checkpoint
 from tests.hostile.conftest import crafted_checkpoint, one_line_error, run
 
 TERABYTE_OF_FLOATS = 2**38  # 1 TiB as float32

@@ -115,8 +115,13 @@ def test_clicking_the_qc_plot_jumps_to_that_slice(ct_viewer, qtbot):
     assert widget.current_index() == wanted
 
 
-def test_nothing_to_propagate_says_why(ct_viewer, qtbot):
+def test_nothing_to_propagate_says_why(ct_viewer, qtbot, monkeypatch):
+    import napari_sammed._napari.propagate_panel as panel
+
+    messages = []
+    monkeypatch.setattr(panel, "show_info", messages.append)
     widget = open_segment_dock(ct_viewer)
     widget.image.value = ct_viewer.layers["CT"]
     assert widget.propagation.propagate() is None  # no labels layer, no preview
     assert widget.worker is None
+    assert messages == ["napari-sammed: segment an object first (Accept it, or keep its preview)"]

@@ -30,7 +30,7 @@ import napari
 from .._writer import layer_geometry
 from ..core.export import ExportCase, ExportOptions, export_case
 from ..core.export.case import parse_class_names
-from ..core.qc import TraceRow
+from ..core.io.qc import TraceRow
 from .layers import contrast_window, layer_choice
 
 FORMAT_NAMES = {"SAM-Med2D": "sammed2d", "nnU-Net v2": "nnunet", "TIFF stack": "tiff", "zarr stack": "zarr",

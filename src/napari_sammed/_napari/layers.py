@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 from magicgui.widgets import ComboBox
 
-from ..core.engine import Prompt
-from ..core.windowing import Window
+from ..core.engine.slice_engine import Prompt
+from ..core.io.windowing import Window
 
 POINTS, BOXES, PREVIEW = "SAM points", "SAM boxes", "SAM preview"
 

@@ -14,7 +14,7 @@ from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, PushButto
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_info
 
-from ..core.propagate import Propagation, PropagationSettings, Propagator, seeds_from_labels
+from ..core.volume.propagation import Propagation, PropagationSettings, seeds_from_labels
 from .layers import POINTS, PREVIEW, in_plane, slice_index_of, slice_key, write_mask
 from .qc_plot import QCPlot
 
@@ -27,8 +27,7 @@ class PropagatePanel(Container):
     def __init__(self, session) -> None:
         super().__init__(labels=True)
         self.session = session
-        self.pending: Propagation | None = None
-        self.propagator: Propagator | None = None
+        self.running: Propagation | None = None
         self.last_result: Propagation | None = None
         self.scope = ComboBox(label="propagate", choices=[CURRENT, ALL], value=CURRENT)
         self.direction = ComboBox(label="direction", choices=["both", "forward", "backward"], value="both")
@@ -92,9 +91,8 @@ class PropagatePanel(Container):
             return None
         seed_slices = {k for per_slice in seeds.values() for k in per_slice}
         stops = self.stop_markers(axis, seed_slices)
-        self.propagator = Propagator(session.volume_embeddings(), self.settings())
-        self.pending = Propagation()
-        steps = self.propagator.steps(seeds, stops)
+        self.running = propagation = Propagation(session.volume_embeddings(), seeds, self.settings(), stops)
+        steps = propagation.steps()
 
         @thread_worker(progress={"total": 0, "desc": "Propagating"})
         def run():
@@ -107,12 +105,11 @@ class PropagatePanel(Container):
         return session.start_worker(worker, "propagation", then=lambda: self._commit(layer, axis, seeds))
 
     def _on_step(self, step) -> None:
-        if self.pending is None:  # already committed
+        if self.running is None:  # already committed
             return
-        self.pending.add(step)
         self.status.value = f"{step.done}/{step.total} slices"
         preview = self.session.viewer.layers[PREVIEW]
-        plane = preview.data[slice_key(self.propagator.embeddings.axis, step.index, preview.data.ndim)]
+        plane = preview.data[slice_key(self.running.embeddings.axis, step.index, preview.data.ndim)]
         for mask in step.masks.values():
             plane[mask] = 1
         # Last: refreshing the preview and the progress bar may process Qt events, and with
@@ -125,8 +122,7 @@ class PropagatePanel(Container):
 
     def _commit(self, layer, axis: int, seeds: dict) -> None:
         """Write everything propagated so far into ``layer`` as one undo step; show the QC."""
-        result = self.pending or Propagation()
-        result.trace, result.ends = self.propagator.trace, self.propagator.ends
+        result = self.running
         written = 0
         overwrite = bool(self.session.overwrite)
         with layer.block_history():
@@ -134,7 +130,7 @@ class PropagatePanel(Container):
                 for index, mask in sorted(result.masks[object_id].items()):
                     written += write_mask(layer, mask, axis, index, object_id, overwrite=overwrite)
         self.session.show_preview(None)
-        self.last_result, self.pending = result, None
+        self.last_result, self.running = result, None
         self.session.record(layer, result.trace)
         n_slices = sum(len(m) for m in result.masks.values())
         self.status.value = f"{n_slices} slices, {written} voxels written (Ctrl+Z undoes all)"

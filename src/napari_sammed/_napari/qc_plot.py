@@ -11,7 +11,7 @@ from collections.abc import Callable
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 
-from ..core.qc import TraceRow
+from ..core.io.qc import TraceRow
 
 
 class QCPlot:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from napari.qt.threading import thread_worker
 
-from ..core.amg import AmgSettings
-from ..core.samaug import samaug_slice
+from ..core.engine.automatic_masks import AmgSettings
+from ..core.engine.samaug import samaug_slice
 from .layers import slice_key
 
 SUFFIXES = {"seg": "SAMAug seg prior", "bnd": "SAMAug boundary prior", "aug": "SAMAug augmented"}

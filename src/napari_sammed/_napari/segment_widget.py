@@ -17,9 +17,9 @@ from qtpy.QtWidgets import QTabWidget
 
 import napari
 
-from ..core.api import describe_default, load_model
-from ..core.engine import SliceEngine
-from ..core.windowing import CT_PRESETS, PERCENTILE_PRESET
+from ..core.engine.slice_engine import SliceEngine
+from ..core.io.windowing import CT_PRESETS, PERCENTILE_PRESET
+from ..core.model.load import describe_default, load_model
 from .layers import BOXES, POINTS, PREVIEW, layer_choice, prompt_for_slice, write_mask
 from .propagate_panel import PropagatePanel
 from .session import FOLLOW, Session
@@ -300,7 +300,7 @@ class SegmentWidget(Container):
 
     def run_samaug(self, settings=None):
         """Write/update the three SAMAug layers for the current slice or the whole volume."""
-        from ..core.amg import AmgSettings
+        from ..core.engine.automatic_masks import AmgSettings
         from .samaug_layers import samaug_worker
 
         if self.engine is None or self.image_layer is None or self.worker is not None:

@@ -12,9 +12,9 @@ import numpy as np
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error
 
-from ..core.engine import Prediction, SliceEngine
-from ..core.volume import VolumeEmbeddings
-from ..core.windowing import Window, resolve_window
+from ..core.engine.slice_engine import Prediction, SliceEngine
+from ..core.io.windowing import Window, resolve_window
+from ..core.volume.embeddings import VolumeEmbeddings
 from .layers import PREVIEW, contrast_window, record_provenance, slice_key
 from .settings import cache_dir
 

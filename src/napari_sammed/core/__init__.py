@@ -1,1 +1,9 @@
-"""Qt-free core: models, checkpoints, engine, cache, propagation, SAMAug, export."""
+"""Qt-free core, in layers; each imports only the ones below it (``tests/core/test_layers.py``):
+
+- :mod:`.io` — files and formats (read, write, windowing, hashing, paths, validation, QC records)
+- :mod:`.export` — training data (SAM-Med2D, nnU-Net v2, stacks); needs only ``io``
+- :mod:`.model` — networks and weights (specs, builders, checkpoints, ``load_model``)
+- :mod:`.engine` — one slice: backends, frame geometry, ``SliceEngine``, clicks, automatic masks, SAMAug
+- :mod:`.volume` — whole volumes: cached embeddings, propagation
+- :mod:`.jobs` — file-level jobs behind the CLI: propagate, SAMAug, export, evaluate, batch
+"""

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cache import data_hash
-from ..checkpoints import sha256_file
-from ..qc import TraceRow
-from ..volume_files import label_dtype
-from ..windowing import Window
+from ..io.hashing import data_hash, sha256_file
+from ..io.qc import TraceRow
+from ..io.windowing import Window
+from ..io.write import label_dtype
 
 CASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 

@@ -13,18 +13,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ..inputs import NnunetDatasetJson, Provenance
-from ..qc import save_trace
-from ..volume_files import label_dtype, to_nifti
+from ..io.inputs import NnunetDatasetJson
+from ..io.write import label_dtype, to_nifti
 from .case import ExportCase
+from .dataset import PROVENANCE_JSON, check_dataset_folder, record_case
 from .staging import Staging, read_json
 
 FILE_ENDING = ".nii.gz"
-PROVENANCE_JSON = "napari_sammed_provenance.json"
 RGB_CHANNELS = {"0": "R", "1": "G", "2": "B"}
 
 
 def dataset_folder(root: str | Path, dataset_id: int, name: str) -> Path:
+    """``root/DatasetNNN_Name``, with the id and name checked against nnU-Net's rules."""
     if not 1 <= int(dataset_id) <= 999:
         raise ValueError(f"nnU-Net dataset ids have 3 digits (1-999); got {dataset_id}")
     if not re.fullmatch(r"[A-Za-z0-9_-]+", name or ""):
@@ -57,11 +57,7 @@ def export_nnunet(
     case.validate()
     folder = dataset_folder(root, dataset_id, dataset_name)
     info = read_json(folder / "dataset.json", None, NnunetDatasetJson)
-    if folder.exists() and any(folder.iterdir()):
-        if info is None:
-            raise FileExistsError(f"{folder} exists and has no dataset.json; choose a new dataset id or name")
-        if not append and not overwrite:
-            raise FileExistsError(f"{folder} exists; pass append to add case {case.name!r} (or overwrite)")
+    check_dataset_folder(folder, ("dataset.json",), "nnU-Net", case.name, append, overwrite)
     channels = RGB_CHANNELS if case.rgb else {"0": channel_name}
     if info is not None and info.get("channel_names") != channels:
         raise ValueError(f"{folder} has channels {info.get('channel_names')}, this case {channels}")
@@ -93,11 +89,7 @@ def export_nnunet(
             "description": "Exported by napari-sammed; label ids of each case are mapped by class name "
                            f"(see {PROVENANCE_JSON}).",
         })
-        provenance = read_json(folder / PROVENANCE_JSON, {"cases": {}}, Provenance)
-        provenance["cases"][case.name] = case.provenance({
+        record_case(staging, folder, case, {
             "format": "nnU-Net v2", "label_mapping": {str(k): {"name": case.name_of(k), "nnunet": v} for k, v in mapping.items()}})
-        staging.write_json(PROVENANCE_JSON, provenance)
-        if case.trace:
-            save_trace(case.trace, staging.path(f"qc/{case.name}_qc"))
         staging.commit()
     return {"dataset": folder, "labels": table, "mapping": mapping, "numTraining": len(existing_cases | {case.name})}

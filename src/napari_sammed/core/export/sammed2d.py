@@ -15,15 +15,14 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..inputs import Provenance, Sammed2dTest, Sammed2dTrain
-from ..paths import dataset_entry
-from ..qc import save_trace
-from ..windowing import apply_window
+from ..io.inputs import Sammed2dTest, Sammed2dTrain
+from ..io.paths import dataset_entry
+from ..io.windowing import apply_window
 from .case import ExportCase
+from .dataset import check_dataset_folder, record_case
 from .staging import Staging, read_json
 
 TRAIN_JSON, TEST_JSON = "image2label_train.json", "label2image_test.json"
-PROVENANCE_JSON = "napari_sammed_provenance.json"
 
 
 def is_test_case(case: str, seed: int, test_fraction: float) -> bool:
@@ -87,11 +86,7 @@ def export_sammed2d(
     for mask, image in test.items():
         for entry in (mask, image):
             dataset_entry(dataset, entry, dataset / TEST_JSON)
-    if dataset.exists() and any(dataset.iterdir()):
-        if not (dataset / TRAIN_JSON).exists() and not (dataset / TEST_JSON).exists():
-            raise FileExistsError(f"{dataset} exists and is not a SAM-Med2D dataset; choose a new folder")
-        if not append and not overwrite:
-            raise FileExistsError(f"{dataset} exists; pass append to add case {case.name!r} (or overwrite)")
+    check_dataset_folder(dataset, (TRAIN_JSON, TEST_JSON), "SAM-Med2D", case.name, append, overwrite)
     image_prefix = f"{prefix}/images/{case.name}"
     existing = [k for k in train if _is_case(k, image_prefix)] + [v for v in test.values() if _is_case(v, image_prefix)]
     if existing and not overwrite:
@@ -129,13 +124,9 @@ def export_sammed2d(
                 train[image_key] = mask_keys
         staging.write_json(TRAIN_JSON, train)
         staging.write_json(TEST_JSON, test)
-        provenance = read_json(dataset / PROVENANCE_JSON, {"cases": {}}, Provenance)
-        provenance["cases"][case.name] = case.provenance({"format": "SAM-Med2D", "axis": "zyx"[axis] if case.labels.ndim == 3 else None,
-                                                          "split": "test" if to_test else "train", "seed": seed,
-                                                          "test_fraction": test_fraction})
-        staging.write_json(PROVENANCE_JSON, provenance)
-        if case.trace:
-            save_trace(case.trace, staging.path(f"qc/{case.name}_qc"))
+        record_case(staging, dataset, case, {"format": "SAM-Med2D", "axis": "zyx"[axis] if case.labels.ndim == 3 else None,
+                                             "split": "test" if to_test else "train", "seed": seed,
+                                             "test_fraction": test_fraction})
         staging.commit()
     for stale in old_files - written:  # an overwritten case's files that the new export did not replace
         dataset_entry(dataset, stale, dataset / TRAIN_JSON).unlink(missing_ok=True)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..qc import save_trace
-from ..volume_files import write_tiff, zarr_group
+from ..io.qc import save_trace
+from ..io.write import write_tiff, zarr_group
 from .case import ExportCase
 from .staging import Staging
 

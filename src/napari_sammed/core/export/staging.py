@@ -6,7 +6,7 @@ last; a file that an overwrite replaces is first set aside, and any failure (an 
 SIGTERM) removes what was moved and puts the set-aside files back, so the dataset's index never
 names a missing file, an old case survives a failed overwrite, and no half-written file ever
 sits under a final name. Every target goes through the dataset path policy
-(:func:`~napari_sammed.core.paths.inside`): no write lands outside the dataset through a symlink.
+(:func:`~napari_sammed.core.io.paths.inside`): no write lands outside the dataset through a symlink.
 """
 
 from __future__ import annotations
@@ -17,13 +17,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..inputs import load_json
-from ..paths import inside
+from ..io.inputs import load_json
+from ..io.paths import inside
 
 STAGE_PREFIX = ".napari-sammed-stage-"
 
 
 class Staging:
+    """Writes into a hidden folder inside ``root``; :meth:`commit` moves it all in, or nothing."""
+
     def __init__(self, root: str | Path, replace: bool = False) -> None:
         self.root = Path(root)
         self.replace = replace  # may staged data files replace existing ones (an overwrite)?

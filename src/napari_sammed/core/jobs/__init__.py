@@ -1,6 +1,3 @@
-"""Jobs over many files: bulk runs of a plan, locally or on dask.distributed."""
-
-from .batch import BatchResult, ModelConfig, run_batch, run_case
-from .plan import Plan, PlanError, load_plan
-
-__all__ = ["BatchResult", "ModelConfig", "Plan", "PlanError", "load_plan", "run_batch", "run_case"]
+"""File-level jobs behind the CLI: propagate a volume, SAMAug maps, export, evaluate, bulk runs
+of a plan (locally or on dask.distributed). Each module reads and writes files and calls the
+layers below."""

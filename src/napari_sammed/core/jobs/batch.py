@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import csv
 import datetime
-import hashlib
 import io
 import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -28,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write
+from ..io.atomic import atomic_write
+from ..io.hashing import json_hash
 from .plan import CaseSpec, Plan
 
 COLUMNS = ("case", "status", "seconds", "objects", "mean_predicted_iou", "error")
@@ -65,8 +64,8 @@ def engine_for(model: ModelConfig):
     if model not in _ENGINES:
         import torch
 
-        from ..api import load_model
-        from ..engine import SliceEngine
+        from ..engine.slice_engine import SliceEngine
+        from ..model.load import load_model
 
         if model.threads:
             torch.set_num_threads(model.threads)
@@ -96,10 +95,11 @@ def case_key(case: CaseSpec, plan: Plan, model: ModelConfig) -> str:
             "steps": [s for s in plan.steps if s != "export"],
             "propagation": plan.propagation.model_dump(), "samaug": plan.samaug.model_dump(),
             "model": model.identity()}
-    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+    return json_hash(spec)
 
 
 def one_line(error: BaseException) -> str:
+    """An error as one line for the summary (type named unless it is a plain input error)."""
     text = " ".join(str(error).split()) or "(no message)"
     if not isinstance(error, ValueError | FileNotFoundError | FileExistsError):
         text = f"{type(error).__name__}: {text}"
@@ -107,6 +107,7 @@ def one_line(error: BaseException) -> str:
 
 
 def read_done(case_dir: Path) -> dict | None:
+    """A case's ``done.json`` record, or None if it is missing or unreadable."""
     try:
         return json.loads((case_dir / DONE).read_text())
     except (OSError, ValueError):
@@ -135,7 +136,7 @@ def _row(case: str, status: str, seconds: float, objects=None, iou=None, error: 
 
 
 def _trace_stats(trace) -> tuple[int, float | None]:
-    from ..qc import object_summary
+    from ..io.qc import object_summary
 
     ious = [r.predicted_iou for r in trace if r.source == "propagated" and r.predicted_iou is not None]
     return len(object_summary(trace)), (float(np.mean(ious)) if ious else None)
@@ -174,8 +175,8 @@ def run_case(case: CaseSpec, plan: Plan, outdir: str | Path, engine, model: Mode
         objects = iou = None
         outputs: list[str] = []
         if "propagate" in plan.steps:
-            from ..propagate_files import run_propagation
-            from ..qc import trace_from_csv
+            from ..io.qc import trace_from_csv
+            from .propagate import run_propagation
 
             report = run_propagation(case.image, case.seeds, case_dir / "labels.nii.gz", engine, window, plan.axis,
                                      plan.propagation.settings(), None, cache_dir, overwrite=True,
@@ -185,6 +186,8 @@ def run_case(case: CaseSpec, plan: Plan, outdir: str | Path, engine, model: Mode
             objects, iou = _trace_stats(trace_from_csv((case_dir / "qc.csv").read_text()))
             outputs += ["labels.nii.gz", "qc.csv", "qc.json"]
         if "samaug" in plan.steps:
+            from .samaug import samaug_volume
+
             maps = samaug_volume(case.image, case_dir / "samaug", engine, window, plan.samaug.settings(), cache_dir)
             outputs += [str(p.relative_to(case_dir)) for p in maps]
         seconds = time.perf_counter() - start
@@ -201,59 +204,9 @@ def run_case(case: CaseSpec, plan: Plan, outdir: str | Path, engine, model: Mode
         return _row(case.name, "error", time.perf_counter() - start, error=one_line(error))
 
 
-def samaug_volume(image: Path, outdir: Path, engine, window, settings, cache_dir: Path | None = None) -> list[Path]:
-    """SAMAug maps of a volume, slice by slice: ``<stem>_{seg_prior,boundary_prior,augmented}.tif``
-    (Z, H, W[, 3]) and ``<stem>_samaug.json`` as ``napari-sammed samaug`` writes them, streamed to
-    disk (memory: one slice's masks), reusing the case's embedding cache. 2D images go to
-    :func:`~napari_sammed.core.samaug_files.run_samaug`."""
-    import tifffile
-
-    from ..io import file_stem, read_volume
-    from ..samaug import samaug_slice
-    from ..samaug_files import MAPS, run_samaug
-    from ..volume import VolumeEmbeddings
-    from ..windowing import resolve_window
-
-    volume = read_volume(image)
-    data = volume.data
-    if data.ndim != 3 or data.shape[-1] == 3:
-        return run_samaug(image, outdir, engine, window, settings)
-    outdir.mkdir(parents=True, exist_ok=True)
-    stem = file_stem(image)
-    win = resolve_window(data, window) if data.dtype != np.uint8 else None
-    embeddings = VolumeEmbeddings(engine, data, win, "z", cache_dir, memory_slices=MEMORY_SLICES)
-    targets = {m: outdir / f"{stem}_{m}.tif" for m in MAPS}
-    temps = {m: Path(tempfile.mkstemp(prefix=".napari-sammed-", suffix=".tif", dir=outdir)[1]) for m in MAPS}
-    writers = {m: tifffile.TiffWriter(temps[m]) for m in MAPS}
-    counts, method = [], None
-    try:
-        step = engine.batch_size
-        for begin in range(0, embeddings.n_slices, step):
-            embeddings.compute(embeddings.missing(range(begin, min(begin + step, embeddings.n_slices))))
-            for k in range(begin, min(begin + step, embeddings.n_slices)):
-                result = samaug_slice(engine, data[k], win, settings, embedding=embeddings.get(k))
-                writers["seg_prior"].write(result.seg_prior, contiguous=True, photometric="minisblack")
-                writers["boundary_prior"].write(result.boundary_prior.astype(np.uint8), contiguous=True,
-                                                photometric="minisblack")
-                writers["augmented"].write(result.augmented, contiguous=True, photometric="rgb")
-                counts.append(len(result.masks.masks))
-                method = result.masks.method
-        for writer in writers.values():
-            writer.close()
-        for m in MAPS:
-            os.replace(temps[m], targets[m])
-    finally:
-        for m in MAPS:
-            writers[m].close()
-            temps[m].unlink(missing_ok=True)
-    meta = {"source": str(image), "engine": engine.describe(), "amg": settings.as_dict(),
-            "window": None if win is None else win.as_dict(), "masks_per_slice": counts, "method": method}
-    written = [*targets.values(), _write_json(outdir / f"{stem}_samaug.json", meta)]
-    return written
-
-
 # ---- export (driver, after the cases) -------------------------------------------------------
 def export_root(plan: Plan, outdir: Path) -> Path:
+    """Where the plan's export dataset goes under ``outdir``."""
     root = outdir / "export"
     return root / plan.export.dataset_name if plan.export.format == "sammed2d" else root
 
@@ -264,11 +217,9 @@ def export_cases(plan: Plan, outdir: Path, rows: list[dict]) -> None:
     A case already exported with the same results and options is skipped; a failing export
     turns the case's row into an error row.
     """
-    from ..export import ExportCase, ExportOptions, export_case
-    from ..io import read_volume
-    from ..qc import trace_from_csv
-    from ..volume import axis_index
-    from ..windowing import resolve_window
+    from ..export import ExportOptions
+    from ..volume.embeddings import axis_index
+    from .export import export_files
 
     spec = plan.export
     folder = export_root(plan, outdir)
@@ -281,23 +232,17 @@ def export_cases(plan: Plan, outdir: Path, rows: list[dict]) -> None:
         case = by_name[row["case"]]
         case_dir = outdir / case.name
         done = read_done(case_dir) or {}
-        key = hashlib.sha256(json.dumps([done.get("key"), spec.model_dump()], default=str).encode()).hexdigest()
+        key = json_hash([done.get("key"), spec.model_dump()])
         if record.get(case.name) == key:
             continue
         try:
-            image = read_volume(case.image)
-            labels = read_volume(labels_path(case, plan, outdir))
-            window = plan.window_of(case)
-            win = resolve_window(image.data, window) if image.data.dtype != np.uint8 else None
-            trace = trace_from_csv((case_dir / "qc.csv").read_text()) if (case_dir / "qc.csv").exists() else None
-            export = ExportCase(case.name, image.data, labels.data, image.layer_metadata(), plan.class_names, win,
-                                engine=done.get("engine"), trace=trace,
-                                sources=[str(case.image), str(labels_path(case, plan, outdir))])
             options = ExportOptions(spec.format, str(folder), axis_index(spec.axis), spec.split, spec.seed,
                                     spec.test_fraction, spec.all_slices, spec.split_components, spec.dataset_id,
                                     spec.dataset_name, spec.channel, spec.include_image, append=True,
                                     overwrite=True)  # a rerun replaces the case's earlier export
-            export_case(export, options)
+            qc = case_dir / "qc.csv"
+            export_files(case.image, labels_path(case, plan, outdir), options, case.name, plan.class_names,
+                         plan.window_of(case), qc if qc.exists() else None, engine=done.get("engine"))
         except Exception as error:  # noqa: BLE001 - one case's export never stops the others
             row.update(status="error", error="export: " + one_line(error))
             continue
@@ -362,6 +307,8 @@ def parse_cluster(text: str) -> int:
 
 @dataclass
 class BatchResult:
+    """What a bulk run did: one row per case, the summary file, time; its exit code."""
+
     rows: list[dict]
     summary: Path
     seconds: float
@@ -422,6 +369,7 @@ def _on_dask(plan, outdir, model, todo, cluster, scheduler, client, progress) ->
 
 # ---- summary -------------------------------------------------------------------------------
 def summary_csv(rows: list[dict]) -> str:
+    """The summary rows as CSV text."""
     out = io.StringIO()
     writer = csv.DictWriter(out, COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -430,6 +378,7 @@ def summary_csv(rows: list[dict]) -> str:
 
 
 def write_summary(rows: list[dict], path: Path) -> Path:
+    """Write the summary CSV atomically; returns its path."""
     text = summary_csv(rows)
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 

@@ -5,7 +5,7 @@
     steps: [propagate, samaug, export]        # any subset, in this order
     export: {format: nnunet, dataset_id: 12, dataset_name: Abdomen, channel: CT}
     class_names: {1: spleen, 5: liver}
-    window: ct-abdomen                         # default for every case (default: percentile)
+    window: ct-abdomen                         # default for every case (default: percentile; 8-bit images as they are)
     cases:
       - {name: case01, image: imgs/case01.nii.gz, seeds: seeds/case01.nii.gz}
       - {name: case02, image: imgs/case02.nii.gz, seeds: seeds/case02.json, window: percentile}
@@ -30,11 +30,11 @@ from pydantic import (
     model_validator,
 )
 
-from ..amg import AmgSettings
+from ..engine.automatic_masks import AmgSettings
 from ..export.case import CASE_NAME, class_name
 from ..export.nnunet import dataset_folder
-from ..propagate import PropagationSettings
-from ..windowing import WINDOW_PRESETS
+from ..io.windowing import WINDOW_PRESETS
+from ..volume.propagation import PropagationSettings
 
 STEPS = ("propagate", "samaug", "export")
 
@@ -59,6 +59,8 @@ Window = Annotated[str | tuple[float, float] | None, AfterValidator(_check_windo
 
 
 class CaseSpec(_Strict):
+    """One case of a plan: its image and seeds (or finished labels), paths relative to the plan."""
+
     name: str
     image: Path
     seeds: Path | None = None  # label volume or prompts JSON (propagate step)
@@ -74,6 +76,8 @@ class CaseSpec(_Strict):
 
 
 class ExportSpec(_Strict):
+    """The plan's export: format and the options of that format."""
+
     format: Literal["nnunet", "sammed2d", "tiff", "zarr", "png"]
     dataset_id: int = Field(1, ge=1, le=999)  # nnU-Net
     dataset_name: str = "Annotations"  # nnU-Net DatasetNNN_<name>; the SAM-Med2D dataset folder
@@ -94,6 +98,8 @@ class ExportSpec(_Strict):
 
 
 class PropagationSpec(_Strict):
+    """Propagation settings in a plan; unset values are the model's recipe."""
+
     min_iou: float | None = None
     min_neighbour_iou: float | None = None
     min_area: int | None = None
@@ -107,9 +113,11 @@ class PropagationSpec(_Strict):
 
 
 class SamaugSpec(_Strict):
+    """SAMAug settings in a plan; an unset stability threshold is the model's."""
+
     points_per_side: int = Field(32, ge=1)
     pred_iou_thresh: float = 0.5
-    stability_score_thresh: float = 0.95
+    stability_score_thresh: float | None = None  # None: the model's (0.95; 0.8 for LiteMedSAM)
 
     def settings(self) -> AmgSettings:
         return AmgSettings(points_per_side=self.points_per_side, pred_iou_thresh=self.pred_iou_thresh,
@@ -117,11 +125,13 @@ class SamaugSpec(_Strict):
 
 
 class Plan(_Strict):
+    """A whole bulk run: steps, cases, export, class names, window, settings."""
+
     steps: list[Literal["propagate", "samaug", "export"]] = ["propagate"]
     cases: list[CaseSpec] = Field(min_length=1)
     export: ExportSpec | None = None
     class_names: dict[int, str] = {}
-    window: Window = "percentile"
+    window: Window = None  # percentile, or 8-bit images as they are (resolve_window)
     axis: Literal["z", "y", "x"] = "z"  # propagation axis
     propagation: PropagationSpec = PropagationSpec()
     samaug: SamaugSpec = SamaugSpec()

@@ -10,7 +10,6 @@ from . import lite_medsam
 from .checkpoints import model_from_checkpoint
 from .classical import KIND as CLASSICAL_KIND
 from .classical import ClassicalModel
-from .engine import resolve_device
 from .lite_medsam import bundled_checkpoint
 
 CLASSICAL_KINDS = (CLASSICAL_KIND, "classical")
@@ -18,7 +17,19 @@ DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat1
           "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
 
 
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"``/None: CUDA, else Apple MPS, else the CPU; anything else as torch names it."""
+    if device in (None, "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(device)
+
+
 def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
+    """A dtype name (fp32, bf16, fp16, ...) or a torch dtype -> the torch dtype (default float32)."""
     if dtype is None:
         return torch.float32
     if isinstance(dtype, torch.dtype):

@@ -9,14 +9,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .cache import CacheCorruptError, EmbeddingCache, data_hash
-from .engine import SliceEngine
-from .windowing import Window, apply_window
+from ..engine.slice_engine import SliceEngine
+from ..io.hashing import data_hash
+from ..io.windowing import Window, apply_window
+from .cache import CacheCorruptError, EmbeddingCache
 
 AXES = {"z": 0, "y": 1, "x": 2}
 
 
 def axis_index(axis: str | int) -> int:
+    """``z``/``y``/``x`` (or 0/1/2) -> the array axis."""
     if isinstance(axis, int):
         if axis not in (0, 1, 2):
             raise ValueError(f"axis must be 0, 1 or 2, got {axis}")
@@ -27,6 +29,7 @@ def axis_index(axis: str | int) -> int:
 
 
 def get_slice(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
+    """Slice ``index`` of ``volume`` along ``axis``."""
     return np.take(volume, index, axis=axis)
 
 

@@ -14,12 +14,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .engine import SliceEngine
-from .sam_import import amg as _amg
+from ..model.sam_import import amg as _amg
+from .slice_engine import SliceEngine
 
 
 @dataclass(frozen=True)
 class AmgSettings:
+    """Settings of the automatic-mask stage (SAMAug's values by default)."""
+
     points_per_side: int = 32
     pred_iou_thresh: float = 0.5  # SAMAug's setting (SAM's default is 0.88)
     stability_score_thresh: float | None = None  # None: the model's (SAMAug's 0.95; 0.8 for LiteMedSAM)
@@ -34,6 +36,8 @@ class AmgSettings:
 
 @dataclass
 class AutoMasks:
+    """The automatic masks of one slice, with their scores and the method that found them."""
+
     masks: np.ndarray  # (M, H, W) bool
     stability_scores: np.ndarray  # (M,) float32
     predicted_ious: np.ndarray  # (M,) float32

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write
-from .io import is_nifti, is_zarr
+from .read import is_nifti, is_zarr
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -78,6 +78,7 @@ def _refuse_existing(path: Path, overwrite: bool) -> None:
 
 
 def write_nifti(path, data, meta: dict, dtype=None, overwrite: bool = False) -> Path:
+    """Write ``data`` as NIfTI with the geometry in ``meta``, atomically."""
     import nibabel as nib
 
     path = Path(path)

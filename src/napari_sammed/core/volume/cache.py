@@ -8,7 +8,6 @@ lives in the group attributes; a store whose signature differs is rebuilt.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import zlib
@@ -22,17 +21,6 @@ FORMAT_VERSION = 1
 
 class CacheCorruptError(RuntimeError):
     """A stored slice no longer matches its checksum."""
-
-
-def data_hash(array: np.ndarray) -> str:
-    """sha256 of an array's shape, dtype and bytes (identifies the volume an embedding belongs to)."""
-    array = np.ascontiguousarray(array)
-    digest = hashlib.sha256(f"{array.shape}|{array.dtype.str}|".encode())
-    flat = array.reshape(-1).view(np.uint8)
-    step = 1 << 26
-    for start in range(0, flat.size, step):
-        digest.update(memoryview(flat[start : start + step]))
-    return digest.hexdigest()
 
 
 def _checksum(values: np.ndarray) -> int:

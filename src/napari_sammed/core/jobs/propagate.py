@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .engine import Prompt, SliceEngine
-from .inputs import InputError, PromptFile, load_json
-from .io import file_stem, is_nifti, read_volume
-from .propagate import Propagation, PropagationSettings, Propagator, seeds_from_labels
-from .qc import object_summary, save_trace
-from .volume import VolumeEmbeddings, axis_index
-from .volume_files import label_dtype, write_volume
+from ..engine.slice_engine import Prompt, SliceEngine
+from ..io.inputs import InputError, PromptFile, load_json
+from ..io.qc import object_summary, save_trace
+from ..io.read import file_stem, is_nifti, read_volume
+from ..io.write import label_dtype, write_volume
+from ..volume.embeddings import VolumeEmbeddings, axis_index
+from ..volume.propagation import Propagation, PropagationSettings, paint_masks, seeds_from_labels
 
 
 def read_prompt_file(path: str | Path) -> tuple[dict, dict]:
@@ -97,7 +97,7 @@ def run_propagation(
     """Propagate, write the labels with the image's geometry and the QC trace beside them.
 
     ``memory_slices`` bounds the embeddings held in memory when ``cache_dir`` keeps them on disk."""
-    from .windowing import resolve_window
+    from ..io.windowing import resolve_window
 
     output = Path(output)
     if output.exists() and not overwrite:
@@ -114,8 +114,7 @@ def run_propagation(
             prompts = {k: v for k, v in prompts.items() if k in objects}
         seeds = seeds_from_prompts(embeddings, prompts, seeds_path)
         labels = np.zeros(volume.data.shape, np.uint16)
-        for object_id, per_slice in sorted(seeds.items()):
-            Propagation({object_id: per_slice}).write_into(labels, axis)
+        paint_masks(labels, axis, seeds)
     else:
         labels = read_volume(seeds_path).data
         if labels.shape != volume.data.shape:
@@ -124,14 +123,13 @@ def run_propagation(
         seeds, stops = seeds_from_labels(labels, axis, objects), {}
     if not seeds:
         raise ValueError("no seeds: the seed labels are empty" + (f" for objects {objects}" if objects else ""))
-    propagator = Propagator(embeddings, settings)
-    result = propagator.run(seeds, stops, progress)
+    result = Propagation(embeddings, seeds, settings, stops).run(progress)
     written = result.write_into(labels, axis)
     geometry = volume.layer_metadata()
     out = write_volume(output, labels, geometry, overwrite=overwrite)
     provenance = {"image": str(image), "seeds": str(seeds_path), "axis": "zyx"[axis],
                   "engine": engine.describe(), "window": None if embeddings.window is None else embeddings.window.as_dict(),
-                  "settings": asdict(propagator.settings)}
+                  "settings": asdict(result.settings)}
     traces = save_trace(result.trace, output.parent / f"{file_stem(output)}_qc", result.ends, {"provenance": provenance})
     return {"output": out, "trace": traces, "voxels_written": written,
             "objects": object_summary(result.trace), "nifti": is_nifti(out)}

@@ -15,13 +15,13 @@ Everything works in slice pixel coordinates (x, y), so voxel spacing never disto
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage as ndi
 
-from .engine import Prediction, Prompt
-from .qc import FrontEnd, TraceRow
+from ..engine.slice_engine import Prediction, Prompt
+from ..io.qc import FrontEnd, TraceRow
 
 Seeds = Mapping[int, Mapping[int, np.ndarray]]  # object id -> {slice index: (H, W) bool mask}
 StopMarkers = Mapping[int, list[tuple[int, float | None, float | None]]]  # object id (0 = all) -> (slice, x, y)
@@ -68,35 +68,6 @@ class PropagationStep:
 
 
 @dataclass
-class Propagation:
-    """All propagated masks (seeds excluded) and the QC trace."""
-
-    masks: dict[int, dict[int, np.ndarray]] = field(default_factory=dict)
-    trace: list[TraceRow] = field(default_factory=list)
-    ends: list[FrontEnd] = field(default_factory=list)
-
-    def add(self, step: PropagationStep) -> None:
-        for object_id, mask in step.masks.items():
-            self.masks.setdefault(object_id, {})[step.index] = mask
-
-    def write_into(self, labels: np.ndarray, axis: int, overwrite: bool = False) -> int:
-        """Paint into a label volume in place; labelled voxels are kept unless ``overwrite``.
-
-        Objects are written in id order, so where two propagated objects claim the same voxel
-        the lower id keeps it. Returns the number of voxels written.
-        """
-        written = 0
-        stack = np.moveaxis(labels, axis, 0)  # a view: writing a plane writes ``labels``
-        for object_id in sorted(self.masks):
-            for index, mask in self.masks[object_id].items():
-                plane = stack[index]
-                target = mask & (plane != object_id) & ((plane == 0) | overwrite)
-                plane[target] = object_id
-                written += int(target.sum())
-        return written
-
-
-@dataclass
 class _Gap:
     """The unseeded slices between two seeds (or a seed and the volume's end) of one object."""
 
@@ -119,7 +90,24 @@ class _Front:
     active: bool = True
 
 
+def paint_masks(labels: np.ndarray, axis: int, masks: Mapping[int, Mapping[int, np.ndarray]],
+                overwrite: bool = False) -> int:
+    """Paint ``masks`` (object id -> {slice: mask}) into a label volume in place; labelled voxels
+    are kept unless ``overwrite``. Objects are written in id order, so where two claim the same
+    voxel the lower id keeps it. Returns the number of voxels written."""
+    written = 0
+    stack = np.moveaxis(labels, axis, 0)  # a view: writing a plane writes ``labels``
+    for object_id in sorted(masks):
+        for index, mask in masks[object_id].items():
+            plane = stack[index]
+            target = mask & (plane != object_id) & ((plane == 0) | overwrite)
+            plane[target] = object_id
+            written += int(target.sum())
+    return written
+
+
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two boolean masks (1.0 when both are empty)."""
     union = np.count_nonzero(a | b)
     return 1.0 if union == 0 else float(np.count_nonzero(a & b) / union)
 
@@ -162,50 +150,41 @@ def seeds_from_labels(labels: np.ndarray, axis: int, object_ids: list[int] | Non
     return seeds
 
 
-class Propagator:
-    """Runs fronts over ``embeddings`` (a :class:`~napari_sammed.core.volume.VolumeEmbeddings`)."""
+class Propagation:
+    """One propagation of ``seeds`` through the volume of ``embeddings`` (a
+    :class:`~napari_sammed.core.volume.embeddings.VolumeEmbeddings`), along its axis.
 
-    def __init__(self, embeddings, settings: PropagationSettings | None = None) -> None:
+    Built ready to run (seeds checked, fronts placed, settings resolved for the engine); then
+    :meth:`steps` yields one :class:`PropagationStep` per decoded slice (for a UI), or
+    :meth:`run` goes to the end. Meanwhile and afterwards it holds the result: ``masks``
+    (object id -> {slice: mask}, seeds excluded), the QC ``trace`` and where each front ``ends``.
+    """
+
+    def __init__(self, embeddings, seeds: Seeds, settings: PropagationSettings | None = None,
+                 stops: StopMarkers | None = None) -> None:
         self.embeddings = embeddings
         self.engine = embeddings.engine
         self.n_slices = embeddings.n_slices
         self.slice_shape = tuple(embeddings.slice_shape)
         self.settings = (settings or PropagationSettings()).resolved(self.engine, self.slice_shape)
-
-    def run(
-        self,
-        seeds: Seeds,
-        stops: StopMarkers | None = None,
-        progress: Callable[[int, int], None] | None = None,
-        should_stop: Callable[[], bool] | None = None,
-    ) -> Propagation:
-        """Propagate to completion (or until ``should_stop()``); returns masks and trace."""
-        result = Propagation()
-        steps = self.steps(seeds, stops)
-        try:
-            while True:
-                if should_stop is not None and should_stop():
-                    break
-                step = next(steps)
-                result.add(step)
-                if progress is not None:
-                    progress(step.done, step.total)
-        except StopIteration as finished:
-            return finished.value
-        self.trace.sort(key=lambda row: (row.object_id, row.slice))
-        result.trace, result.ends = self.trace, self.ends
-        return result
-
-    def steps(self, seeds: Seeds, stops: StopMarkers | None = None) -> Generator[PropagationStep, None, Propagation]:
-        """Yield one :class:`PropagationStep` per decoded slice; return the full result."""
-        self.trace: list[TraceRow] = []
+        self.masks: dict[int, dict[int, np.ndarray]] = {}
         self.ends: list[FrontEnd] = []
+        self._rows: list[TraceRow] = []
         self._markers = stops or {}
         self._filled: dict[int, dict[int, np.ndarray]] = {}
-        fronts = self._start(seeds)
-        result = Propagation(trace=self.trace, ends=self.ends)
-        total = sum({id(f.gap): f.gap.size for f in fronts}.values())
-        self._done = 0
+        self._fronts = self._start(seeds)
+        self.total = sum({id(f.gap): f.gap.size for f in self._fronts}.values())  # slices to fill at most
+        self.done = 0
+
+    @property
+    def trace(self) -> list[TraceRow]:
+        """The QC trace so far, one row per object and slice, in (object, slice) order."""
+        return sorted(self._rows, key=lambda row: (row.object_id, row.slice))
+
+    def steps(self) -> Generator[PropagationStep, None, None]:
+        """Yield one :class:`PropagationStep` per decoded slice until every front has stopped."""
+        self._calibrate(self._fronts)
+        fronts = self._fronts
         while fronts:
             targets: dict[int, list[tuple[_Front, Prompt]]] = {}
             for front in fronts:
@@ -214,12 +193,25 @@ class Propagator:
                     targets.setdefault(front.last + front.step, []).append((front, prompt))
             self._embed_ahead(targets, fronts)
             for index in sorted(targets):
-                step = PropagationStep(index, self._advance(index, targets[index]), self._done, total)
-                result.add(step)
-                yield step
+                accepted = self._advance(index, targets[index])
+                for object_id, mask in accepted.items():
+                    self.masks.setdefault(object_id, {})[index] = mask
+                yield PropagationStep(index, accepted, self.done, self.total)
             fronts = [f for f in fronts if f.active]
-        self.trace.sort(key=lambda row: (row.object_id, row.slice))
-        return result
+
+    def run(self, progress: Callable[[int, int], None] | None = None,
+            should_stop: Callable[[], bool] | None = None) -> Propagation:
+        """Propagate to the end, or until ``should_stop()`` says so; returns ``self``."""
+        for step in self.steps():
+            if progress is not None:
+                progress(step.done, step.total)
+            if should_stop is not None and should_stop():
+                break
+        return self
+
+    def write_into(self, labels: np.ndarray, axis: int, overwrite: bool = False) -> int:
+        """Paint the propagated masks into ``labels`` (see :func:`paint_masks`)."""
+        return paint_masks(labels, axis, self.masks, overwrite)
 
     def _embed_ahead(self, targets: dict, fronts: list[_Front]) -> None:
         """Embed the slices this round needs, plus the next few along each front, in one batch.
@@ -259,7 +251,7 @@ class Propagator:
                     raise ValueError(f"seed of object {object_id} on slice {k} has shape {mask.shape}, "
                                      f"slices are {self.slice_shape}")
                 self._filled.setdefault(object_id, {})[k] = mask
-                self.trace.append(TraceRow(object_id, k, "seed", None, None, int(mask.sum())))
+                self._rows.append(TraceRow(object_id, k, "seed", None, None, int(mask.sum())))
             bounds = [-1, *indices, self.n_slices]
             gaps = {}
             for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
@@ -277,7 +269,6 @@ class Propagator:
                         lows[k] = self.engine.mask_logits(mask)
                     gap.open_fronts += 1
                     fronts.append(_Front(object_id, step, k, neighbour, mask, lows[k], mask, gap))
-        self._calibrate(fronts)
         return fronts
 
     def _calibrate(self, fronts: list[_Front]) -> None:
@@ -306,7 +297,7 @@ class Propagator:
         front.active = False
         front.gap.open_fronts -= 1
         if front.gap.open_fronts == 0:
-            self._done += front.gap.size - front.gap.filled
+            self.done += front.gap.size - front.gap.filled
 
     def _next_prompt(self, front: _Front) -> Prompt | None:
         s = self.settings
@@ -321,7 +312,7 @@ class Propagator:
         box = None if reason else enlarged_box(front.mask, s.box_margin, s.min_margin)
         if not reason and self._marked(front.object_id, target, box):
             reason = "stop_marker"
-            self.trace.append(TraceRow(front.object_id, target, "stopped", None, None, 0, front.step, reason))
+            self._rows.append(TraceRow(front.object_id, target, "stopped", None, None, 0, front.step, reason))
         if reason:
             self._stop(front, reason)
             return None
@@ -364,7 +355,7 @@ class Propagator:
             area = int(prediction.mask.sum())
             direction = pairs[0][0].step if len(pairs) == 1 else 0
             source = "rejected" if reason else "propagated"
-            self.trace.append(TraceRow(object_id, index, source, prediction.iou, neighbour, area, direction, reason))
+            self._rows.append(TraceRow(object_id, index, source, prediction.iou, neighbour, area, direction, reason))
             for front, _ in pairs:
                 if reason:
                     self._stop(front, reason)
@@ -375,7 +366,7 @@ class Propagator:
             if not reason:
                 self._filled[object_id][index] = prediction.mask
                 pairs[0][0].gap.filled += 1
-                self._done += 1
+                self.done += 1
                 accepted[object_id] = prediction.mask
         return accepted
 
@@ -406,4 +397,4 @@ def propagate(
     should_stop: Callable[[], bool] | None = None,
 ) -> Propagation:
     """Propagate ``seeds`` through ``embeddings``'s volume along its axis; see module docstring."""
-    return Propagator(embeddings, settings).run(seeds, stops, progress, should_stop)
+    return Propagation(embeddings, seeds, settings, stops).run(progress, should_stop)

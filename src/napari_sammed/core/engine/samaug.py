@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from skimage.segmentation import find_boundaries
 
-from .amg import AmgSettings, AutoMasks, automatic_masks
-from .windowing import Window, apply_window, percentile_window
+from ..io.windowing import Window, apply_window, percentile_window
+from .automatic_masks import AmgSettings, AutoMasks, automatic_masks
 
 
 def prior_maps(masks: np.ndarray, stability_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -63,6 +63,8 @@ def augment_image(image: np.ndarray, seg: np.ndarray, bnd: np.ndarray, window: W
 
 @dataclass
 class SamAugResult:
+    """SAMAug's three maps for one slice and the automatic masks they come from."""
+
     seg_prior: np.ndarray
     boundary_prior: np.ndarray
     augmented: np.ndarray

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .registry import PIXEL_MEAN, PIXEL_STD
+from ..model.specs import PIXEL_MEAN, PIXEL_STD
 
 MODES = ("sam-med2d", "sam", "medsam", "lite-medsam")
 
@@ -30,6 +30,7 @@ def nearest_indices(src: int, dst: int) -> np.ndarray:
 
 
 def longest_side_size(height: int, width: int, target: int) -> tuple[int, int]:
+    """(H, W) scaled so that the longest side is ``target``, rounded half up (as the official code)."""
     scale = target / max(height, width)
     return int(height * scale + 0.5), int(width * scale + 0.5)
 

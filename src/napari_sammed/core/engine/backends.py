@@ -20,9 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..model.classical import ClassicalModel
 from . import box_clicks
-from .classical import ClassicalModel
-from .transforms import FrameTransform, nearest_indices
+from .frame import FrameTransform, nearest_indices
 
 
 @dataclass

@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 
 from .backends import Prompt, backend_for, sigmoid
-from .transforms import FrameTransform
+from .frame import FrameTransform
 
 ProgressCallback = Callable[[int, int], None]
 
-__all__ = ["Prediction", "Prompt", "SliceEngine", "as_rgb_batch", "resolve_device", "sigmoid"]
+__all__ = ["Prediction", "Prompt", "SliceEngine", "as_rgb_batch", "sigmoid"]
 
 
 @dataclass
@@ -25,16 +25,6 @@ class Prediction:
     logits: np.ndarray  # (H, W) float32
     iou: float  # the decoder's predicted IoU (a heuristic score for the weight-free engine)
     low_res_logits: np.ndarray  # (1, L, L) float32, feed back as ``mask_input``
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    if device in (None, "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(device)
 
 
 def as_rgb_batch(images: np.ndarray) -> np.ndarray:

@@ -78,6 +78,7 @@ def validate(path: str | Path, schema: Any, payload: Any) -> Any:
 
 
 def read_text(path: str | Path, what: str = "file") -> str:
+    """A UTF-8 text file's content; a missing or unreadable file is an :class:`InputError`."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, f"no such {what}")
@@ -235,12 +236,16 @@ Sammed2dTest = dict[str, str]
 
 
 class Provenance(BaseModel):
+    """``napari_sammed_provenance.json`` of a dataset: one record per case."""
+
     model_config = ConfigDict(extra="allow")
 
     cases: dict[str, dict[str, Any]] = {}
 
 
 class NnunetDatasetJson(BaseModel):
+    """The parts of an nnU-Net ``dataset.json`` that an append relies on."""
+
     model_config = ConfigDict(extra="allow")
 
     channel_names: dict[IntKey, str]

@@ -53,6 +53,7 @@ COLUMNS = [f.name for f in fields(TraceRow)]
 
 
 def trace_to_csv(rows: Iterable[TraceRow]) -> str:
+    """The QC trace as CSV text (one row per object and slice)."""
     out = io.StringIO()
     writer = csv.DictWriter(out, COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -65,6 +66,7 @@ def trace_to_csv(rows: Iterable[TraceRow]) -> str:
 
 
 def trace_from_csv(text: str) -> list[TraceRow]:
+    """QC trace rows back from CSV text (validated)."""
     rows = []
     for values in csv.DictReader(io.StringIO(text)):
         rows.append(TraceRow(
@@ -100,6 +102,7 @@ def object_summary(rows: Iterable[TraceRow]) -> dict[int, dict]:
 
 
 def trace_to_json(rows: list[TraceRow], ends: Iterable[FrontEnd] = (), extra: dict | None = None) -> str:
+    """The QC trace, per-object summary and front ends as JSON text."""
     payload = {"columns": COLUMNS, "rows": [asdict(r) for r in rows], "objects": object_summary(rows),
                "front_ends": [asdict(e) for e in ends], "stop_reasons": STOP_REASONS, **(extra or {})}
     return json.dumps(payload, indent=2, default=float)

@@ -23,10 +23,10 @@ import torch.nn.functional as F
 from skimage.measure import label as connected_components
 from skimage.measure import regionprops
 
-from .engine import Prediction, SliceEngine
-from .inputs import InputError, Sammed2dTest, load_json
-from .paths import dataset_entry
-from .transforms import nearest_indices
+from ..engine.frame import nearest_indices
+from ..engine.slice_engine import Prediction, SliceEngine
+from ..io.inputs import InputError, Sammed2dTest, load_json
+from ..io.paths import dataset_entry
 
 FRAME = 256
 PROMPT_MODES = ("bbox", "1pt", "3pt", "5pt")
@@ -34,6 +34,8 @@ PROMPT_MODES = ("bbox", "1pt", "3pt", "5pt")
 
 @dataclass
 class TestMask:
+    """One test mask of a SAM-Med2D dataset, its image and class."""
+
     mask: Path
     image: Path
     class_name: str
@@ -41,6 +43,8 @@ class TestMask:
 
 @dataclass
 class MaskScore:
+    """Dice of one mask under one prompt mode."""
+
     mask: str
     class_name: str
     mode: str
@@ -143,6 +147,7 @@ def predict_mode(engine: SliceEngine, embedding, truth: np.ndarray, mode: str, r
 
 
 def dice_score(prediction: np.ndarray, truth: np.ndarray) -> float:
+    """Dice of two boolean masks (1.0 when both are empty)."""
     total = prediction.sum() + truth.sum()
     return 1.0 if total == 0 else 2.0 * float((prediction & truth).sum()) / float(total)
 
@@ -196,6 +201,7 @@ def summarise(scores: list[MaskScore]) -> tuple[list[str], dict[str, dict[str, t
 
 
 def format_table(scores: list[MaskScore], title: str = "") -> str:
+    """Mean Dice per class and prompt mode, as an aligned text table."""
     modes, table = summarise(scores)
     width = max(len(k) for k in table) + 2
     lines = [title] if title else []

@@ -25,6 +25,8 @@ DEFLATE_MAX_RATIO = 1032
 
 @dataclass
 class Volume:
+    """Voxels and the geometry they came with (spacing, affine, source format)."""
+
     data: np.ndarray  # (Z, Y, X) or (Y, X)
     spacing: tuple[float, ...]  # per array axis, in mm (or the file's units)
     affine: np.ndarray | None = None  # 4x4 voxel (i, j, k) -> world, of the *source* file
@@ -53,10 +55,12 @@ def file_stem(path: str | Path) -> str:
 
 
 def is_nifti(path: str | Path) -> bool:
+    """Whether ``path`` names a NIfTI file (``.nii`` or ``.nii.gz``)."""
     return str(path).lower().endswith(NIFTI_SUFFIXES)
 
 
 def is_zarr(path: str | Path) -> bool:
+    """Whether ``path`` names a zarr store."""
     path = Path(path)
     return path.name.lower().endswith(".zarr") or (path.is_dir() and (path / "zarr.json").exists())
 
@@ -103,6 +107,7 @@ def check_voxel_count(path: Path, shape: tuple[int, ...], itemsize: int, availab
 
 
 def read_nifti(path: Path) -> Volume:
+    """A NIfTI file as a (Z, Y, X) :class:`Volume` (sizes checked before reading)."""
     import nibabel as nib
 
     try:
@@ -130,6 +135,7 @@ def read_nifti(path: Path) -> Volume:
 
 
 def read_tiff(path: Path) -> Volume:
+    """A TIFF file as a :class:`Volume` (sizes checked before reading)."""
     import tifffile
 
     try:
@@ -157,6 +163,7 @@ def read_tiff(path: Path) -> Volume:
 
 
 def read_zarr(path: Path) -> Volume:
+    """A zarr array (or a group's ``labels``/``image``/first array) as a :class:`Volume`."""
     import zarr
 
     try:

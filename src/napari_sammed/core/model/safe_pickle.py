@@ -58,20 +58,40 @@ def _placeholder(module: str, name: str) -> type[Inert]:
 
 
 class Unpickler(pickle.Unpickler):
-    """Unpickler whose ``find_class`` returns inert placeholders outside the allow-list."""
+    """Unpickler whose ``find_class`` returns inert placeholders outside the allow-list and
+    records their names in ``replaced``."""
 
     replaced: list[str]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not hasattr(self, "replaced"):  # a PickleModule's subclass shares its list
+            self.replaced = []
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _ALLOWED:
             return _ALLOWED[(module, name)]
         if module == "torch" and name in _DTYPES:
             return getattr(torch, name)
-        self.__dict__.setdefault("replaced", []).append(f"{module}.{name}")
+        self.replaced.append(f"{module}.{name}")
         return _placeholder(module, name)
 
 
+class PickleModule:
+    """A stand-in for the ``pickle`` module, for ``torch.load(..., pickle_module=PickleModule())``
+    (torch subclasses its ``Unpickler``); ``replaced`` lists every global made inert."""
+
+    __name__ = "napari_sammed.safe_pickle"
+
+    def __init__(self) -> None:
+        self.replaced: list[str] = []
+        self.Unpickler = type("Unpickler", (Unpickler,), {"replaced": self.replaced})
+
+    def load(self, file: Any, **kwargs: Any) -> Any:
+        """Unpickle one object from ``file``, inertly."""
+        return self.Unpickler(file, **kwargs).load()
+
+
 def load(file: Any, **kwargs: Any) -> Any:
+    """``pickle.load`` that never runs code named by the file."""
     return Unpickler(file, **kwargs).load()
-
-

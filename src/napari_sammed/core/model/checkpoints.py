@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import warnings
@@ -13,10 +12,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..io.atomic import atomic_write
+from ..io.hashing import sha256_file
 from . import safe_pickle
-from .atomic import atomic_write
+from .build import build_model
 from .lite_medsam import LiteMedSamSpec
-from .registry import MODEL_SPECS, ModelSpec, build_model
+from .specs import MODEL_SPECS, ModelSpec
 
 
 class CheckpointError(ValueError):
@@ -25,19 +26,13 @@ class CheckpointError(ValueError):
 
 @dataclass
 class Checkpoint:
+    """A checkpoint's tensors and what was read: path, sha256, format, neutralised globals."""
+
     state_dict: dict[str, torch.Tensor]
     path: Path
     sha256: str
     format: str  # "torch-weights-only", "torch-official (inert unpickling)", "safetensors"
     ignored: list[str]  # non-tensor globals that were neutralised, for the record
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_checkpoint(path: str | os.PathLike, expected_sha256: str | None = None) -> Checkpoint:
@@ -161,7 +156,7 @@ def check_declared_storage(path: Path) -> None:
                 return  # not a pickle: _torch_load says what it is
             f.seek(0)
             for _ in range(3):  # magic number, protocol version, system info
-                safe_pickle.Unpickler(f).load()
+                safe_pickle.load(f)
             scan = _ScanUnpickler(f)
             scan.load()
         total = sum(scan.storages.values())
@@ -195,33 +190,12 @@ def _torch_load(path: Path):
         pass  # pickled objects beside the weights: read them inertly below
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
         raise CheckpointError(f"{path.name} is truncated or corrupt ({_first_line(error)})") from None
-    unpickler_log: list[str] = []
-
-    class _Recording(safe_pickle.Unpickler):
-        def find_class(self, module, name):
-            found = super().find_class(module, name)
-            if isinstance(found, type) and issubclass(found, safe_pickle.Inert):
-                unpickler_log.append(f"{module}.{name}")
-            return found
-
-    module = _PickleModule(_Recording)
+    module = safe_pickle.PickleModule()
     try:
         raw = torch.load(path, map_location="cpu", weights_only=False, pickle_module=module)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as error:
         raise CheckpointError(f"{path.name} is truncated or corrupt ({_first_line(error)})") from None
-    return raw, "torch-official (inert unpickling)", sorted(set(unpickler_log))
-
-
-class _PickleModule:
-    """Minimal stand-in for the ``pickle`` module, as ``torch.load(pickle_module=...)`` uses it."""
-
-    __name__ = "napari_sammed_safe_pickle"
-
-    def __init__(self, unpickler: type[pickle.Unpickler]) -> None:
-        self.Unpickler = unpickler
-
-    def load(self, file, **kwargs):
-        return self.Unpickler(file, **kwargs).load()
+    return raw, "torch-official (inert unpickling)", sorted(set(module.replaced))
 
 
 def _first_line(error: BaseException) -> str:
@@ -327,7 +301,7 @@ def model_from_checkpoint(
 def _restore_unsaved_buffers(model: nn.Module) -> None:
     """Non-persistent buffers are not in a state dict, so a meta build leaves them empty:
     ``pixel_mean``/``pixel_std``, and whatever a module rebuilds in ``reset_buffers``."""
-    from .registry import PIXEL_MEAN, PIXEL_STD
+    from .specs import PIXEL_MEAN, PIXEL_STD
 
     model.pixel_mean = torch.tensor(PIXEL_MEAN).view(-1, 1, 1)
     model.pixel_std = torch.tensor(PIXEL_STD).view(-1, 1, 1)

@@ -1,0 +1,23 @@
+"""Export from files: read an image and its labels (and a QC trace), export them as one case."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..export import ExportCase, ExportOptions, export_case
+from ..io.qc import read_trace_csv
+from ..io.read import file_stem, read_volume
+from ..io.windowing import resolve_window
+
+
+def export_files(image: str | Path, labels: str | Path, options: ExportOptions, case: str | None = None,
+                 class_names: dict[int, str] | None = None, window=None, qc: str | Path | None = None,
+                 engine: dict | None = None) -> dict:
+    """Export ``labels`` over ``image`` (any format :func:`read_volume` reads) as case ``case``
+    (default: the image's file stem); ``window`` renders the images as the model saw them."""
+    source, annotation = read_volume(image), read_volume(labels)
+    trace = read_trace_csv(qc) if qc else None
+    export = ExportCase(case or file_stem(image), source.data, annotation.data, source.layer_metadata(),
+                        class_names or {}, resolve_window(source.data, window), engine=engine, trace=trace,
+                        sources=[str(image), str(labels)])
+    return export_case(export, options)

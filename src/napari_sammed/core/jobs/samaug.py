@@ -1,0 +1,163 @@
+"""SAMAug over files: a 2D image, a folder of images, or a volume -> maps on disk (resumable)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..engine.automatic_masks import AmgSettings
+from ..engine.samaug import samaug_slice
+from ..io.atomic import atomic_write
+from ..io.inputs import InputError
+from ..io.read import IMAGE_SUFFIXES, NIFTI_SUFFIXES, TIFF_SUFFIXES, file_stem, is_zarr, read_volume
+from ..io.windowing import apply_window, resolve_window
+
+MAPS = ("seg_prior", "boundary_prior", "augmented")
+
+
+OUTPUT_SUFFIXES = tuple(f"_{m}.tif" for m in MAPS) + ("_augmented.png",)
+
+
+def _is_our_output(path: Path, names: set[str]) -> bool:
+    """A map this command wrote: ``<stem>_<map>`` where ``<stem>`` is another input's stem or
+    name, or where its ``<stem>_samaug.json`` sits beside it."""
+    name = path.name
+    for suffix in OUTPUT_SUFFIXES:
+        if name.endswith(suffix):
+            stem = name[: -len(suffix)]
+            if stem in names or (path.parent / f"{stem}_samaug.json").is_file():
+                return True
+    return False
+
+
+def _inputs(path: Path, outdir: Path) -> list[Path]:
+    """The images of a folder (not the output folder itself, nor, when ``outdir`` is the folder
+    itself, the maps an earlier run wrote there), or ``[path]``."""
+    if path.is_dir() and not is_zarr(path):
+        out = outdir.resolve()
+        found = [p for p in sorted(path.iterdir())
+                 if p.name.lower().endswith(IMAGE_SUFFIXES + TIFF_SUFFIXES + NIFTI_SUFFIXES)
+                 and p.resolve() != out]  # not recursive: maps in a subfolder are never listed
+        if path.resolve() == out:
+            names = {file_stem(p) for p in found} | {p.name for p in found}
+            found = [p for p in found if not _is_our_output(p, names - {file_stem(p), p.name})]
+        if not found:
+            raise InputError(path, "no images (PNG, JPEG, BMP, TIFF, NIfTI) in this folder")
+        return found
+    return [path]
+
+
+def output_stems(inputs: list[Path]) -> dict[Path, str]:
+    """The name each input's maps start with: its stem, or its whole file name when two inputs
+    share a stem (``a.png`` and ``a.tif`` -> ``a.png_*`` and ``a.tif_*``), so none overwrites another."""
+    counts: dict[str, int] = {}
+    for path in inputs:
+        counts[file_stem(path).lower()] = counts.get(file_stem(path).lower(), 0) + 1
+    return {path: file_stem(path) if counts[file_stem(path).lower()] == 1 else path.name for path in inputs}
+
+
+def run_samaug(
+    source: str | Path,
+    outdir: str | Path,
+    engine,
+    window=None,
+    settings: AmgSettings = AmgSettings(),
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Path]:
+    """Write ``<stem>_{seg_prior,boundary_prior,augmented}.tif`` (+ ``_augmented.png`` for 2D)
+    and ``<stem>_samaug.json`` for a 2D image, each image of a folder, or a volume.
+
+    Volumes give (Z, H, W[, 3]) stacks along z, written slice by slice. Outputs that exist are
+    skipped, so a rerun resumes; each file is written atomically.
+    """
+    from skimage import io as skio
+
+    outdir = Path(outdir)
+    inputs = _inputs(Path(source), outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    stems = output_stems(inputs)
+    for n, path in enumerate(inputs):
+        stem = stems[path]
+        if not all((outdir / f"{stem}_{m}.tif").exists() for m in MAPS):
+            if path.name.lower().endswith(IMAGE_SUFFIXES):
+                data = skio.imread(str(path))
+                if data.ndim == 3 and data.shape[-1] == 4:
+                    data = data[..., :3]
+            else:
+                data = read_volume(path).data
+            written += write_maps(data, path, outdir, stem, engine, window, settings)
+        if progress:
+            progress(n + 1, len(inputs))
+    return written
+
+
+def samaug_volume(source: Path, outdir: Path, engine, window, settings: AmgSettings,
+                  cache_dir: Path | None = None) -> list[Path]:
+    """:func:`run_samaug` for one image or volume file, reusing an embedding cache (bulk runs)."""
+    return write_maps(read_volume(source).data, source, outdir, file_stem(source), engine, window, settings,
+                      cache_dir)
+
+
+def write_maps(data: np.ndarray, source: Path, outdir: Path, stem: str, engine, window, settings: AmgSettings,
+               cache_dir: Path | None = None) -> list[Path]:
+    """The maps of one 2D image or one volume (streamed to disk slice by slice: memory holds one
+    slice's masks), then ``<stem>_samaug.json``."""
+    import tifffile
+    from skimage import io as skio
+
+    from ..volume.embeddings import VolumeEmbeddings
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    win = resolve_window(data, window)
+    is_volume = data.ndim == 3 and data.shape[-1] != 3
+    volume = data if is_volume else data[None]
+    # With a cache (bulk runs) embeddings are stored and reused; without one, embedded per batch.
+    cached = VolumeEmbeddings(engine, volume, win, "z", cache_dir, memory_slices=engine.batch_size) \
+        if is_volume and cache_dir is not None else None
+    targets = {m: outdir / f"{stem}_{m}.tif" for m in MAPS}
+    temps = {m: Path(tempfile.mkstemp(prefix=".napari-sammed-", suffix=".tif", dir=outdir)[1]) for m in MAPS}
+    writers = {m: tifffile.TiffWriter(temps[m]) for m in MAPS}
+    counts, method, augmented = [], None, None
+    try:
+        for begin in range(0, len(volume), engine.batch_size):
+            end = min(begin + engine.batch_size, len(volume))
+            if cached is not None:
+                cached.compute(cached.missing(range(begin, end)))
+                batch = [cached.get(k) for k in range(begin, end)]
+            elif is_volume:
+                batch = engine.embed(apply_window(volume[begin:end], win))
+            else:  # one 2D image (grey or RGB): samaug_slice prepares and embeds it
+                batch = [None]
+            for k, embedding in zip(range(begin, end), batch, strict=True):
+                result = samaug_slice(engine, volume[k], win, settings, embedding=embedding)
+                writers["seg_prior"].write(result.seg_prior, contiguous=True, photometric="minisblack")
+                writers["boundary_prior"].write(result.boundary_prior.astype(np.uint8), contiguous=True,
+                                                photometric="minisblack")
+                writers["augmented"].write(result.augmented, contiguous=True, photometric="rgb")
+                counts.append(len(result.masks.masks))
+                method, augmented = result.masks.method, result.augmented
+        for writer in writers.values():
+            writer.close()
+        for m in MAPS:
+            os.replace(temps[m], targets[m])
+    finally:
+        for m in MAPS:
+            writers[m].close()
+            temps[m].unlink(missing_ok=True)
+    written = list(targets.values())
+    if not is_volume:
+        png = outdir / f"{stem}_augmented.png"
+        preview = (np.clip(augmented, 0, 1) * 255).astype(np.uint8)
+        atomic_write(png, lambda tmp: skio.imsave(tmp, preview, check_contrast=False))
+        written.append(png)
+    meta = {"source": str(source), "engine": engine.describe(), "amg": settings.as_dict(),
+            "window": None if win is None else win.as_dict(), "masks_per_slice": counts, "method": method}
+    meta_path = outdir / f"{stem}_samaug.json"
+    atomic_write(meta_path, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
+    return [*written, meta_path]
