@@ -85,3 +85,20 @@ def test_fast_engine_batches_like_single_slices(engines):
     together = fast.embed(stack, batch_size=2)
     apart = torch.cat([fast.embed(s[None]) for s in stack])
     assert float((together - apart).abs().max()) < 1e-5
+
+
+@pytest.mark.parametrize("multimask", [False, True])
+def test_token_layout_decoder_equals_segment_anythings(model, multimask):
+    fast, plain = LiteMedSamBackend(model), LiteMedSamBackend(model, optimized=False)
+    torch.manual_seed(0)
+    embedding = torch.randn(1, 256, 64, 64)
+    boxes = torch.tensor([[10.0, 20.0, 100.0, 120.0], [60.0, 60.0, 200.0, 180.0]])
+    masks = torch.randn(2, 1, 256, 256)
+    points, labels = torch.tensor([[[30.0, 40.0], [50.0, 60.0]]] * 2), torch.tensor([[1, 0]] * 2)
+    with torch.inference_mode():
+        for args in [(None, None, boxes, None), (None, None, boxes, masks), (points, labels, None, None)]:
+            ref_low, ref_iou = plain.decode_all(embedding, *args, multimask=multimask)
+            low, iou = fast.decode_all(embedding, *args, multimask=multimask)
+            assert low.shape == ref_low.shape and iou.shape == ref_iou.shape
+            torch.testing.assert_close(low, ref_low, atol=1e-4, rtol=1e-5)
+            torch.testing.assert_close(iou, ref_iou, atol=1e-5, rtol=1e-5)
