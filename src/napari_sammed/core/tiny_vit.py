@@ -145,7 +145,8 @@ class Attention(nn.Module):
         # One bias per head and per offset (|dy|, |dx|): window**2 distinct offsets.
         self.attention_biases = nn.Parameter(torch.zeros(num_heads, window * window))
         self.register_buffer("attention_bias_idxs", relative_offset_index(window), persistent=False)
-        self.frozen_bias: Tensor | None = None  # (1, heads, N, N), set by freeze_bias() for inference
+        # (1, heads, N, N), set by freeze_bias() for inference; a buffer so .to() moves it.
+        self.register_buffer("frozen_bias", None, persistent=False)
 
     def reset_bias_idxs(self) -> None:
         """Recompute the non-persistent index buffer on the parameters' device."""
