@@ -128,15 +128,15 @@ def point_grid_masks(engine, embedding, image_size, settings, image=None) -> Aut
         kept_logits.append(up[idx].cpu())
         kept_ious.append(iou[passing][idx].cpu())
         kept_stability.append(stability.cpu())
-    if kept_logits:
-        logits, ious, stability = torch.cat(kept_logits), torch.cat(kept_ious), torch.cat(kept_stability)
+    return _finish(engine, kept_logits, kept_ious, kept_stability, image_size, settings, f"{engine.kind} point grid")
+
+
+def _finish(engine, logits: list, ious: list, stability: list, image_size, settings, method: str) -> AutoMasks:
+    """Batches of frame logits (N, S, S) joined, NMS, the survivors resized to the slice, small ones dropped."""
+    if logits:
+        logits, ious, stability = torch.cat(logits), torch.cat(ious), torch.cat(stability)
     else:
-        logits, ious, stability = torch.zeros(0, frame, frame), torch.zeros(0), torch.zeros(0)
-    return _finish(engine, logits, ious, stability, image_size, settings, f"{engine.kind} point grid")
-
-
-def _finish(engine, logits, ious, stability, image_size, settings, method: str) -> AutoMasks:
-    """NMS on frame logits (N, S, S), resize the survivors to the slice, drop small ones."""
+        logits, ious, stability = torch.zeros(0, engine.frame, engine.frame), torch.zeros(0), torch.zeros(0)
     kept = nms_masks(logits, ious, settings.box_nms_thresh)
     stability, kept_ious = stability[kept], ious[kept]
     tf = engine.transform(image_size)
@@ -170,11 +170,7 @@ def region_box_masks(engine, embedding, image_size, settings: AmgSettings, image
         kept_logits.append(up[idx].cpu())
         kept_ious.append(iou[idx, 0].cpu())
         kept_stability.append(stability.cpu())
-    if kept_logits:
-        logits, ious, stability = torch.cat(kept_logits), torch.cat(kept_ious), torch.cat(kept_stability)
-    else:
-        logits, ious, stability = torch.zeros(0, frame, frame), torch.zeros(0), torch.zeros(0)
-    return _finish(engine, logits, ious, stability, image_size, settings, f"{engine.kind} region boxes")
+    return _finish(engine, kept_logits, kept_ious, kept_stability, image_size, settings, f"{engine.kind} region boxes")
 
 
 def _region_boxes(image: np.ndarray, tf) -> np.ndarray:
