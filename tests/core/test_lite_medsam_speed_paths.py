@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ from PIL import Image
 
 import napari_sammed as ns
 from napari_sammed.core.engine.backends import LiteMedSamBackend
+from napari_sammed.core.engine.slice_workers import SliceWorkers
 from napari_sammed.core.model.tiny_vit import ConvBN, TinyViT, expand_depthwise_project
 from tests.conftest import DATA_DEMO, dice
 
@@ -102,3 +105,27 @@ def test_token_layout_decoder_equals_segment_anythings(model, multimask):
             assert low.shape == ref_low.shape and iou.shape == ref_iou.shape
             torch.testing.assert_close(low, ref_low, atol=1e-4, rtol=1e-5)
             torch.testing.assert_close(iou, ref_iou, atol=1e-5, rtol=1e-5)
+
+
+def test_two_slices_in_flight_give_the_sequential_embeddings_exactly(model):
+    stack = np.stack([_case(name)[0] for name in CASES[:2]] * 2)
+    threads = torch.get_num_threads()
+    in_flight = LiteMedSamBackend(model)
+    one_by_one = LiteMedSamBackend(model)
+    one_by_one.workers = SliceWorkers(1)
+    if threads < 2:  # a 1-core machine: still run the two-worker path, on one thread each
+        in_flight.workers = SliceWorkers(2, threads=2)
+    assert in_flight.workers.workers == 2
+    together = ns.SliceEngine(in_flight).embed(stack, batch_size=4)
+    assert torch.equal(together, ns.SliceEngine(one_by_one).embed(stack, batch_size=4))
+    assert torch.get_num_threads() == threads  # the caller's thread setting is untouched
+
+
+def test_slice_workers_keep_order_and_split_the_cores():
+    workers = SliceWorkers(2, threads=4)
+    assert (workers.workers, workers.threads_each) == (2, 2)
+    out = workers.map(lambda i: (i, torch.get_num_threads(), threading.current_thread().name), range(6))
+    assert [i for i, _, _ in out] == list(range(6))
+    assert {n for _, n, _ in out} == {2}
+    assert all(name.startswith("napari-sammed-embed") for _, _, name in out)
+    assert SliceWorkers(2, threads=1).workers == 1  # one core: no second slice in flight

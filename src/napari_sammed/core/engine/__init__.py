@@ -1,2 +1,3 @@
 """One slice at a time: the backend interface of each model family, frame geometry
-(:mod:`.frame`), :class:`.slice_engine.SliceEngine`, clicks, automatic masks and SAMAug maps."""
+(:mod:`.frame`), :class:`.slice_engine.SliceEngine`, the CPU mask decoder (:mod:`.token_decoder`),
+slices in flight on worker threads (:mod:`.slice_workers`), clicks, automatic masks and SAMAug maps."""
