@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -129,3 +132,26 @@ def test_slice_workers_keep_order_and_split_the_cores():
     assert {n for _, n, _ in out} == {2}
     assert all(name.startswith("napari-sammed-embed") for _, _, name in out)
     assert SliceWorkers(2, threads=1).workers == 1  # one core: no second slice in flight
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
+def test_slice_workers_still_work_in_a_forked_child():
+    workers = SliceWorkers(2, threads=2)
+    assert workers.map(lambda i: i * 2, range(4)) == [0, 2, 4, 6]  # the parent's pool exists now
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the inherited pool has no threads; a hang here fails the test
+        try:
+            ok = workers.map(lambda i: i + 1, range(4)) == [1, 2, 3, 4]
+            os.write(write, b"ok" if ok else b"no")
+        finally:
+            os._exit(0)
+    os.close(write)
+    deadline = time.monotonic() + 60
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung on the inherited thread pool")
+        time.sleep(0.05)
+    assert os.read(read, 2) == b"ok"

@@ -8,6 +8,7 @@ of a 2-core CPU (757 vs 1,058 ms per slice, LiteMedSAM), with bit-identical embe
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,13 +31,18 @@ class SliceWorkers:
         self.workers = max(min(workers, threads), 1)
         self.threads_each = max(threads // self.workers, 1)
         self._pool: ThreadPoolExecutor | None = None
+        self._pid = os.getpid()
         self._lock = threading.Lock()
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         if self.workers < 2 or len(items) < 2:
             return [fn(item) for item in items]
         with self._lock:
-            if self._pool is None:  # kept: threads and their allocator caches stay warm
+            # Kept between calls (threads and their allocator caches stay warm); a forked child
+            # inherits the pool object but not its threads, so it makes its own.
+            if self._pool is None or self._pid != os.getpid():
                 self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="napari-sammed-embed",
                                                 initializer=torch.set_num_threads, initargs=(self.threads_each,))
-        return list(self._pool.map(fn, items))
+                self._pid = os.getpid()
+            pool = self._pool
+        return list(pool.map(fn, items))
