@@ -95,6 +95,10 @@ class TokenDecoder:
             self.upscale_weights = upscaling_as_matmuls(mask_decoder.output_upscaling)
         self._side: ImageSide | None = None
 
+    def with_pe(self, linear, image: Tensor) -> Tensor:
+        """``linear(image + pe)`` for (B, N, C) image tokens, from the precomputed ``W pe + b``."""
+        return torch.matmul(image, linear.weight.t()).add_(self.pe_projected[linear])
+
     def image_side(self, embedding: Tensor) -> ImageSide:
         """The cached first-layer image side of ``embedding`` (1, C, H, W), computed on first use."""
         side = self._side
@@ -106,10 +110,9 @@ class TokenDecoder:
         side = ImageSide(
             embedding=embedding,
             keys=keys,
-            t2i_k=split_heads(torch.matmul(keys, t2i.k_proj.weight.t()).add_(self.pe_projected[t2i.k_proj]),
-                              t2i.num_heads),
+            t2i_k=split_heads(self.with_pe(t2i.k_proj, keys), t2i.num_heads),
             t2i_v=split_heads(t2i.v_proj(keys), t2i.num_heads),
-            i2t_q=torch.matmul(keys, i2t.q_proj.weight.t()).add_(self.pe_projected[i2t.q_proj]),
+            i2t_q=self.with_pe(i2t.q_proj, keys),
             version=version_of(embedding),
         )
         self._side = side
