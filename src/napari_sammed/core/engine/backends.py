@@ -130,12 +130,19 @@ class NetworkBackend(Backend):
         self.kind, self.preprocess = self.spec.kind, self.spec.preprocess
         self.frame, self.low_res = self.spec.img_size, self.spec.low_res_size
         self.embedding_shape = (256, self.spec.grid, self.spec.grid)
+        self.encoder, self.input_format = model.image_encoder, torch.contiguous_format
 
     def embed(self, rgb: np.ndarray) -> torch.Tensor:
-        batch = torch.tensor(rgb, device=self.device)  # a copy: slices may be read-only views
-        x = self.transform(rgb.shape[1:3]).images(batch).to(self.dtype)
-        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
-            return self.model.image_encoder(x).float()
+        return self.encode(rgb)
+
+    def encode(self, rgb: np.ndarray) -> torch.Tensor:
+        """Preprocess and encode (N, H, W, 3) uint8 slices in one encoder call. Enters inference
+        mode and autocast itself: both are per thread, and it may run on a worker thread."""
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.dtype,
+                                                    enabled=self.dtype != torch.float32):
+            batch = torch.tensor(rgb, device=self.device)  # a copy: slices may be read-only views
+            x = self.transform(rgb.shape[1:3]).images(batch).to(self.dtype)
+            return self.encoder(x.contiguous(memory_format=self.input_format)).float()
 
     def decode(self, embedding, tf, group, multimask):
         coords = labels = boxes = masks = None
@@ -218,8 +225,8 @@ class LiteMedSamBackend(NetworkBackend):
 
     def __init__(self, model, optimized: bool = True) -> None:
         super().__init__(model)
-        self.optimized = optimized
-        self.encoder = fast_encoder(model.image_encoder, self.device) if optimized else model.image_encoder
+        if optimized:
+            self.encoder, self.input_format = fast_encoder(model.image_encoder, self.device), torch.channels_last
         # On the CPU one slice at a time is faster than batches (smaller tensors, reused memory),
         # and two slices in flight, each on half the cores, beat one on all of them.
         on_cpu = optimized and self.device.type == "cpu"
@@ -237,17 +244,7 @@ class LiteMedSamBackend(NetworkBackend):
     def embed(self, rgb: np.ndarray) -> torch.Tensor:
         step = self.encoder_batch or len(rgb)
         chunks = [rgb[start : start + step] for start in range(0, len(rgb), step)]
-        return torch.cat(self.workers.map(self._embed_chunk, chunks)).contiguous()
-
-    def _embed_chunk(self, rgb: np.ndarray) -> torch.Tensor:
-        """Preprocess and encode a few slices (runs on a worker thread: modes are per thread)."""
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.dtype,
-                                                    enabled=self.dtype != torch.float32):
-            batch = torch.tensor(rgb, device=self.device)  # a copy: slices may be read-only views
-            x = self.transform(rgb.shape[1:3]).images(batch).to(self.dtype)
-            if self.optimized:
-                x = x.contiguous(memory_format=torch.channels_last)
-            return self.encoder(x).float()
+        return torch.cat(self.workers.map(self.encode, chunks)).contiguous()
 
     def decode(self, embedding, tf, group, multimask):
         if group[0].points is None:
