@@ -26,8 +26,12 @@ from napari_sammed.core.volume.cache import EmbeddingCache
 def timed(fn, repeat=1):
     best = float("inf")
     for _ in range(repeat):
+        if torch.cuda.is_available():  # time the GPU's work, not its queueing
+            torch.cuda.synchronize()
         start = time.perf_counter()
         out = fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
         best = min(best, time.perf_counter() - start)
     return best, out
 
@@ -40,10 +44,11 @@ def official_slice(model, rgb, box):
     x = (rgb - mean) / std
     ys = np.minimum(np.floor(np.arange(256) * h / 256).astype(int), h - 1)
     xs = np.minimum(np.floor(np.arange(256) * w / 256).astype(int), w - 1)
-    x = torch.from_numpy(np.ascontiguousarray(x[np.ix_(ys, xs)].transpose(2, 0, 1)))[None]
+    x = torch.from_numpy(np.ascontiguousarray(x[np.ix_(ys, xs)].transpose(2, 0, 1)))[None].to(model.device)
     with torch.no_grad():
         feats = model.image_encoder(x)
-        b = torch.tensor(box * np.array([256 / w, 256 / h, 256 / w, 256 / h]), dtype=torch.float)[None]
+        b = torch.tensor(box * np.array([256 / w, 256 / h, 256 / w, 256 / h]), dtype=torch.float,
+                         device=model.device)[None]
         sparse, dense = model.prompt_encoder(points=None, boxes=b, masks=None)
         low, iou = model.mask_decoder(feats, model.prompt_encoder.get_dense_pe(), sparse, dense, True)
         low = low[:, int(iou.argmax()) : int(iou.argmax()) + 1]

@@ -76,7 +76,7 @@ def official_preprocess(rgb: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]
 
 @torch.no_grad()
 def official_encode(model, rgb: np.ndarray) -> torch.Tensor:
-    return model.image_encoder(official_preprocess(rgb)[0])
+    return model.image_encoder(official_preprocess(rgb)[0].to(model.device))
 
 
 @torch.no_grad()
@@ -85,7 +85,7 @@ def official_decode(model, embedding: torch.Tensor, box: np.ndarray, size: tuple
     height, width = size
     scale = 256 / max(height, width)
     new_h, new_w = int(height * scale + 0.5), int(width * scale + 0.5)
-    box256 = torch.tensor([[int(v * scale) for v in box]], dtype=torch.float)[:, None, :]
+    box256 = torch.tensor([[int(v * scale) for v in box]], dtype=torch.float, device=embedding.device)[:, None, :]
     sparse, dense = model.prompt_encoder(points=None, boxes=box256, masks=None)
     low_res, _ = model.mask_decoder(
         image_embeddings=embedding, image_pe=model.prompt_encoder.get_dense_pe(),
@@ -93,7 +93,7 @@ def official_decode(model, embedding: torch.Tensor, box: np.ndarray, size: tuple
     )
     low_res = F.interpolate(low_res, (256, 256), mode="bilinear", align_corners=False)
     logits = F.interpolate(low_res[..., :new_h, :new_w], (height, width), mode="bilinear", align_corners=False)
-    return (torch.sigmoid(logits) > 0.5)[0, 0].numpy()
+    return (torch.sigmoid(logits) > 0.5)[0, 0].cpu().numpy()
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
