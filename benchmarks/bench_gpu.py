@@ -11,7 +11,6 @@ speed, the sample CT and MR volumes with their reference organs for the workflow
 from __future__ import annotations
 
 import argparse
-import time
 import traceback
 from functools import partial
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 
 import napari_sammed as ns
+from bench_engine import timed as clock  # best of n, the GPU's queue drained around each
 from bench_lite_medsam import box_of, dice, load_cases, official_decode, official_encode, stack_of
 from napari_sammed.core.engine.samaug import samaug_slice
 from napari_sammed.core.io.windowing import resolve_window
@@ -30,20 +30,6 @@ from napari_sammed.core.volume.propagation import propagate
 DATA = Path(ns.__file__).parent / "_data"
 ORGANS = {"spleen": 1, "kidney_right": 2, "kidney_left": 3, "liver": 5}
 VOLUMES = {"CT": ("example_ct_sm", "example_seg", "ct-abdomen"), "MR": ("example_mr_sm", "example_seg_mr", "percentile")}
-
-
-def clock(fn, repeat: int = 1):
-    """Best wall time of ``repeat`` calls, the GPU's queue drained before and after each."""
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        out = fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best, out
 
 
 def read(name: str) -> np.ndarray:
