@@ -150,6 +150,33 @@ def seeds_from_labels(labels: np.ndarray, axis: int, object_ids: list[int] | Non
     return seeds
 
 
+def next_slice_prompt(engine, settings: PropagationSettings, mask: np.ndarray, low_res: np.ndarray,
+                      box: np.ndarray | None = None, interior: bool = True) -> Prompt:
+    """The prompt recipe for the slice after ``mask``: its enlarged box, its logits as mask
+    prompt and inner points, as ``settings`` (resolved for ``engine``) ask."""
+    s = settings
+    if box is None:
+        box = enlarged_box(mask, s.box_margin, s.min_margin)
+    points = labels = None
+    if interior and s.interior_points:
+        points = interior_points(mask, s.interior_points)
+        labels = np.ones(len(points), int)
+    mask_input = engine.mask_prompt(low_res) if s.use_mask_prompt else None
+    return Prompt(points, labels, box, mask_input)
+
+
+def judge(prediction: Prediction, neighbour_iou: float, settings: PropagationSettings) -> str:
+    """Why a front must stop at this prediction (a ``STOP_REASONS`` key), or "" to go on."""
+    s = settings
+    if int(prediction.mask.sum()) < max(s.min_area, 1):
+        return "empty"
+    if prediction.iou < s.min_iou:
+        return "low_iou"
+    if neighbour_iou < s.min_neighbour_iou:
+        return "low_neighbour_iou"
+    return ""
+
+
 class Propagation:
     """One propagation of ``seeds`` through the volume of ``embeddings`` (a
     :class:`~napari_sammed.core.volume.embeddings.VolumeEmbeddings`), along its axis.
@@ -320,16 +347,7 @@ class Propagation:
 
     def _prompt(self, mask: np.ndarray, low_res: np.ndarray, box: np.ndarray | None = None,
                 interior: bool = True) -> Prompt:
-        """The prompt recipe: the mask's enlarged box, its logits and (optionally) inner points."""
-        s = self.settings
-        if box is None:
-            box = enlarged_box(mask, s.box_margin, s.min_margin)
-        points = labels = None
-        if interior and s.interior_points:
-            points = interior_points(mask, s.interior_points)
-            labels = np.ones(len(points), int)
-        mask_input = self.engine.mask_prompt(low_res) if s.use_mask_prompt else None
-        return Prompt(points, labels, box, mask_input)
+        return next_slice_prompt(self.engine, self.settings, mask, low_res, box, interior)
 
     def _marked(self, object_id: int, index: int, box: np.ndarray) -> bool:
         for key in (object_id, 0):
@@ -351,7 +369,7 @@ class Propagation:
         for object_id, pairs in by_object.items():
             prediction = pairs[0][1] if len(pairs) == 1 else _reconcile([p for _, p in pairs])
             neighbour = min(mask_iou(prediction.mask, f.reference) for f, _ in pairs)
-            reason = self._judge(prediction, neighbour)
+            reason = judge(prediction, neighbour, self.settings)
             area = int(prediction.mask.sum())
             direction = pairs[0][0].step if len(pairs) == 1 else 0
             source = "rejected" if reason else "propagated"
@@ -370,15 +388,6 @@ class Propagation:
                 accepted[object_id] = prediction.mask
         return accepted
 
-    def _judge(self, prediction: Prediction, neighbour_iou: float) -> str:
-        s = self.settings
-        if int(prediction.mask.sum()) < max(s.min_area, 1):
-            return "empty"
-        if prediction.iou < s.min_iou:
-            return "low_iou"
-        if neighbour_iou < s.min_neighbour_iou:
-            return "low_neighbour_iou"
-        return ""
 
 
 def _reconcile(predictions: list[Prediction]) -> Prediction:

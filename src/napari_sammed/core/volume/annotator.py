@@ -1,0 +1,351 @@
+"""An interactive 3D session: every box, click or painted slice updates the object's 3D mask.
+
+The annotator remembers which slices the user *confirmed* (gave a box, clicks or a painted mask)
+and which came from propagation. An interaction makes its slice confirmed, then re-propagates
+outward from it through unconfirmed slices only. Each of the two fronts stops
+
+- at a confirmed slice (the user's word is never overwritten),
+- where its new mask agrees again with the old one (IoU >= ``agree_iou``): from there on the old
+  masks would be re-predicted from nearly the same prompt, so a local fix stays local and cheap,
+- at the end of the object's z-range (a 3D box's first and last slice), or
+- at the usual stop criteria (:func:`~.propagation.judge`); then the object ends there and old
+  propagated masks beyond it go, unless a confirmed slice further on still holds the object.
+
+Inside a known z-range only a vanished mask stops a front: the user said the object is there.
+A click that leaves its slice empty ends the object there: what lies beyond it, away from the
+confirmed slices, is removed. Objects never share a voxel: a mask loses what another object
+already holds. ``undo`` restores the exact 3D mask before the last interaction.
+
+Slice coordinates are (x, y) pixels; ``index`` runs along the embeddings' axis.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from ..engine.slice_engine import Prediction, Prompt
+from .propagation import (
+    Propagation,
+    PropagationSettings,
+    judge,
+    mask_iou,
+    next_slice_prompt,
+)
+
+
+@dataclass
+class _Confirmed:
+    """What the user gave on one slice. Clicks are replayed on ``base`` (the slice's logits
+    before its first click) or on the box's mask, so their order never compounds errors."""
+
+    box: np.ndarray | None = None
+    points: list[tuple[float, float]] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    base: np.ndarray | None = None
+    painted: bool = False
+
+
+@dataclass
+class _Object:
+    masks: dict[int, np.ndarray] = field(default_factory=dict)  # slice -> (H, W) bool, never empty
+    lows: dict[int, np.ndarray] = field(default_factory=dict)  # slice -> low-res logits that made it
+    confirmed: dict[int, _Confirmed] = field(default_factory=dict)
+    z_range: tuple[int, int] | None = None
+
+
+@dataclass
+class _Step:
+    """One interaction, enough to take it back."""
+
+    object_id: int
+    confirmed: dict[int, _Confirmed]
+    z_range: tuple[int, int] | None
+    slices: dict[int, tuple[np.ndarray | None, np.ndarray | None]] = field(default_factory=dict)
+
+
+class VolumeAnnotator:
+    """Boxes and clicks on any slice of ``embeddings``'s volume -> 3D masks, one per object id.
+
+    ``embeddings`` is a :class:`~napari_sammed.core.volume.embeddings.VolumeEmbeddings` (slices
+    are embedded when first needed). ``incremental=False`` re-propagates the whole object from
+    its confirmed slices after every interaction instead (what other tools do; for comparison).
+    """
+
+    def __init__(self, embeddings, settings: PropagationSettings | None = None, agree_iou: float = 0.95,
+                 trust_z_range: bool = True, incremental: bool = True) -> None:
+        self.embeddings = embeddings
+        self.engine = embeddings.engine
+        self.n_slices = embeddings.n_slices
+        self.slice_shape = tuple(embeddings.slice_shape)
+        self.settings = (settings or PropagationSettings()).resolved(self.engine, self.slice_shape)
+        self._in_range = replace(self.settings, min_iou=0.0, min_neighbour_iou=0.0)
+        self.agree_iou, self.trust_z_range, self.incremental = agree_iou, trust_z_range, incremental
+        self.objects: dict[int, _Object] = {}
+        self.changed: list[int] = []  # slices the last interaction (or undo) changed
+        self._history: list[_Step] = []
+        self._step: _Step | None = None
+
+    # ---- interactions --------------------------------------------------------------------
+    def box(self, object_id: int, index: int, box, z_range: tuple[int, int] | None = None) -> np.ndarray:
+        """A box (x0, y0, x1, y1) on slice ``index``; ``z_range`` (first, last slice) bounds the
+        object, as a 3D box does. Clicks given earlier on that slice are dropped. -> 3D mask."""
+        index = self._check_index(index)
+        if z_range is not None:
+            first, last = sorted(self._check_index(k) for k in z_range)
+            if not first <= index <= last:
+                raise ValueError(f"slice {index} lies outside the z-range {first}-{last}")
+        box = np.asarray(box, float).reshape(4)
+        with self._interaction(object_id) as obj:
+            if z_range is not None:
+                obj.z_range = (first, last)
+            confirmed = _Confirmed(box=box)
+            self._confirm(object_id, index, confirmed)
+        return self.mask(object_id)
+
+    def click(self, object_id: int, index: int, x: float, y: float, positive: bool = True) -> np.ndarray:
+        """A positive (object here) or negative (not here) click at (x, y) on slice ``index``."""
+        index = self._check_index(index)
+        with self._interaction(object_id) as obj:
+            confirmed = copy.deepcopy(obj.confirmed.get(index)) or _Confirmed()
+            if confirmed.box is None and confirmed.base is None and index in obj.masks:
+                confirmed.base = self._low(obj, index)
+            confirmed.painted = False
+            confirmed.points.append((float(x), float(y)))
+            confirmed.labels.append(int(bool(positive)))
+            self._confirm(object_id, index, confirmed)
+        return self.mask(object_id)
+
+    def paint(self, object_id: int, index: int, mask: np.ndarray) -> np.ndarray:
+        """Slice ``index`` drawn by hand: ``mask`` (H, W) is taken as it is and confirmed."""
+        index = self._check_index(index)
+        mask = self._check_mask(mask)
+        with self._interaction(object_id):
+            self._confirm(object_id, index, _Confirmed(painted=True), mask)
+        return self.mask(object_id)
+
+    def undo(self) -> int | None:
+        """Take back the last interaction; returns its object id (None when nothing is left)."""
+        if not self._history:
+            return None
+        step = self._history.pop()
+        obj = self.objects[step.object_id]
+        obj.confirmed, obj.z_range = step.confirmed, step.z_range
+        for index, (mask, low) in step.slices.items():
+            self._store(obj, index, mask, low)
+        self.changed = sorted(step.slices)
+        return step.object_id
+
+    # ---- state ---------------------------------------------------------------------------
+    def mask(self, object_id: int) -> np.ndarray:
+        """The object's 3D mask, a new bool array in the volume's (Z, Y, X) order."""
+        stack = np.zeros((self.n_slices, *self.slice_shape), bool)
+        for index, mask in self.objects.get(object_id, _Object()).masks.items():
+            stack[index] = mask
+        return np.moveaxis(stack, 0, self.embeddings.axis)
+
+    def confirmed(self, object_id: int) -> list[int]:
+        """The slices the user confirmed for this object, in order."""
+        return sorted(self.objects.get(object_id, _Object()).confirmed)
+
+    def load(self, object_id: int, mask: np.ndarray, confirmed=()) -> None:
+        """Start from an existing 3D mask (volume order), e.g. a labels layer; the ``confirmed``
+        slices count as painted. Not an undoable interaction."""
+        stack = np.moveaxis(np.asarray(mask, bool), self.embeddings.axis, 0)
+        if stack.shape != (self.n_slices, *self.slice_shape):
+            raise ValueError(f"mask of shape {np.shape(mask)} does not fit the volume")
+        obj = self.objects[object_id] = _Object()
+        for index in np.flatnonzero(stack.any(axis=(1, 2))):
+            obj.masks[int(index)] = stack[index].copy()
+        obj.confirmed = {int(k): _Confirmed(painted=True) for k in confirmed}
+        self._history = [s for s in self._history if s.object_id != object_id]
+
+    # ---- the update ----------------------------------------------------------------------
+    def _confirm(self, object_id: int, index: int, confirmed: _Confirmed, mask: np.ndarray | None = None) -> None:
+        """Set slice ``index`` from the user's input, then bring the rest of the object in line."""
+        obj = self.objects[object_id]
+        obj.confirmed[index] = confirmed
+        low = None
+        if mask is None:
+            prediction = self._decode_confirmed(confirmed, index)
+            mask, low = prediction.mask, prediction.low_res_logits
+        mask = mask & ~self._others(object_id, index)
+        if obj.z_range is not None and mask.any():
+            obj.z_range = (min(obj.z_range[0], index), max(obj.z_range[1], index))
+        self._set(object_id, index, mask, low)
+        if not self.incremental:
+            self._rebuild(object_id)
+        elif mask.any():
+            for step in (1, -1):
+                self._walk(object_id, index, step)
+        else:
+            self._cut(object_id, index)
+
+    def _decode_confirmed(self, confirmed: _Confirmed, index: int) -> Prediction:
+        points = labels = mask_input = None
+        if confirmed.points:
+            points, labels = np.array(confirmed.points, float), np.array(confirmed.labels, int)
+        if confirmed.box is None and confirmed.base is not None:
+            mask_input = self.engine.mask_prompt(confirmed.base)
+        prompt = Prompt(points, labels, confirmed.box, mask_input)
+        return self.engine.predict_batch(self.embeddings.get(index), self.slice_shape, [prompt])[0]
+
+    def _walk(self, object_id: int, start: int, step: int) -> None:
+        """Re-propagate from ``start`` in direction ``step`` through unconfirmed slices."""
+        obj = self.objects[object_id]
+        mask, low = obj.masks[start], self._low(obj, start)
+        reference = self._reference(obj, start)
+        first, last = obj.z_range if obj.z_range is not None else (0, self.n_slices - 1)
+        ahead = [k for k in obj.confirmed if (k - start) * step > 0]
+        if ahead:  # the slices nearer the next confirmed slice stay its own
+            nearest = min(ahead, key=lambda k: abs(k - start))
+            reach = abs(nearest - start) // 2
+            first, last = max(first, start - reach), min(last, start + reach)
+        index = start + step
+        while first <= index <= last and index not in obj.confirmed:
+            self._embed_ahead(index, step, first if step < 0 else last)
+            prompt = next_slice_prompt(self.engine, self.settings, mask, low)
+            prediction = self.engine.predict_batch(self.embeddings.get(index), self.slice_shape, [prompt])[0]
+            known = obj.z_range is not None and self.trust_z_range
+            if judge(prediction, mask_iou(prediction.mask, reference), self._in_range if known else self.settings):
+                self._cut(object_id, index - step, step)
+                return
+            old = obj.masks.get(index)
+            new = prediction.mask & ~self._others(object_id, index)
+            self._set(object_id, index, new, prediction.low_res_logits)
+            if old is not None and mask_iou(old, new) >= self.agree_iou:
+                return
+            mask, low, reference = prediction.mask, prediction.low_res_logits, prediction.mask
+            index += step
+
+    def _cut(self, object_id: int, index: int, step: int | None = None) -> None:
+        """The object ends at ``index``: clear the unconfirmed slices beyond it in direction
+        ``step`` (default: away from the confirmed slices that hold the object), unless a
+        confirmed slice further on still holds it (those masks came from there)."""
+        obj = self.objects[object_id]
+        holding = [k for k in obj.confirmed if k in obj.masks and k != index]
+        if step is None:
+            below, above = any(k < index for k in holding), any(k > index for k in holding)
+            if below == above:
+                if below or not obj.masks:
+                    return
+                centre = np.average(list(obj.masks), weights=[m.sum() for m in obj.masks.values()])
+                above = centre > index
+            step = -1 if above else 1
+        if any((k - index) * step > 0 for k in holding):
+            return
+        k = index + step
+        while 0 <= k < self.n_slices and k not in obj.confirmed:
+            if k in obj.masks:
+                self._set(object_id, k, None, None)
+            k += step
+
+    def _rebuild(self, object_id: int) -> None:
+        """Propagate the object from scratch from its confirmed slices (``incremental=False``)."""
+        obj = self.objects[object_id]
+        seeds = {k: m for k, m in obj.masks.items() if k in obj.confirmed}
+        for k in [k for k in obj.masks if k not in obj.confirmed]:
+            self._set(object_id, k, None, None)
+        if not seeds:
+            return
+        bounds = [k for k in obj.confirmed if k not in obj.masks]
+        if obj.z_range is not None:
+            bounds += [obj.z_range[0] - 1, obj.z_range[1] + 1]
+        stops = {object_id: [(k, None, None) for k in bounds]}
+        result = Propagation(self.embeddings, {object_id: seeds}, self.settings, stops).run()
+        for k, mask in result.masks.get(object_id, {}).items():
+            self._set(object_id, k, mask & ~self._others(object_id, k), None)
+
+    # ---- helpers -------------------------------------------------------------------------
+    def _interaction(self, object_id: int):
+        return _Interaction(self, int(object_id))
+
+    def _set(self, object_id: int, index: int, mask: np.ndarray | None, low: np.ndarray | None) -> None:
+        """Store slice ``index`` of an object (None or empty clears it), remembering for undo."""
+        obj = self.objects[object_id]
+        if self._step is not None and index not in self._step.slices:
+            self._step.slices[index] = (obj.masks.get(index), obj.lows.get(index))
+        self._store(obj, index, mask, low)
+
+    @staticmethod
+    def _store(obj: _Object, index: int, mask: np.ndarray | None, low: np.ndarray | None) -> None:
+        if mask is None or not mask.any():
+            obj.masks.pop(index, None)
+            obj.lows.pop(index, None)
+            return
+        obj.masks[index] = mask
+        if low is None:
+            obj.lows.pop(index, None)
+        else:
+            obj.lows[index] = low
+
+    def _low(self, obj: _Object, index: int) -> np.ndarray:
+        low = obj.lows.get(index)
+        return low if low is not None else self.engine.mask_logits(obj.masks[index])
+
+    def _reference(self, obj: _Object, index: int) -> np.ndarray:
+        """What the first neighbour is compared with: a painted mask as the model would draw it
+        (hand-drawn and model boundaries differ in style; see ``Propagation._calibrate``)."""
+        mask = obj.masks[index]
+        confirmed = obj.confirmed.get(index)
+        if confirmed is None or not confirmed.painted:
+            return mask
+        prompt = next_slice_prompt(self.engine, self.settings, mask, self._low(obj, index), interior=False)
+        rendered = self.engine.predict_batch(self.embeddings.get(index), self.slice_shape, [prompt])[0].mask
+        return rendered if rendered.any() else mask
+
+    def _others(self, object_id: int, index: int) -> np.ndarray:
+        taken = np.zeros(self.slice_shape, bool)
+        for other_id, other in self.objects.items():
+            if other_id != object_id and index in other.masks:
+                taken |= other.masks[index]
+        return taken
+
+    def _embed_ahead(self, index: int, step: int, bound: int) -> None:
+        """Embed the next few slices in one batch (the encoder is faster per slice in batches)."""
+        if self.embeddings.is_embedded(index):
+            return
+        ahead = max(1, int(getattr(self.engine, "batch_size", 1)))
+        wanted = list(range(index, bound + step, step))[:ahead]
+        todo = self.embeddings.missing(wanted)
+        if todo:
+            self.embeddings.compute(todo)
+
+    def _check_index(self, index: int) -> int:
+        index = int(index)
+        if not 0 <= index < self.n_slices:
+            raise ValueError(f"slice {index} is outside the volume (0-{self.n_slices - 1})")
+        return index
+
+    def _check_mask(self, mask: np.ndarray) -> np.ndarray:
+        mask = np.asarray(mask, bool)
+        if mask.shape != self.slice_shape:
+            raise ValueError(f"mask of shape {mask.shape} does not fit slices of {self.slice_shape}")
+        return mask
+
+
+class _Interaction:
+    """``with``: one undoable step on one object (created on first use)."""
+
+    def __init__(self, annotator: VolumeAnnotator, object_id: int) -> None:
+        self.annotator, self.object_id = annotator, object_id
+
+    def __enter__(self) -> _Object:
+        ann = self.annotator
+        obj = ann.objects.setdefault(self.object_id, _Object())
+        ann._step = _Step(self.object_id, copy.deepcopy(obj.confirmed), obj.z_range)
+        return obj
+
+    def __exit__(self, kind, _value, _traceback) -> None:
+        ann, step = self.annotator, self.annotator._step
+        ann._step = None
+        if kind is not None:  # a failed interaction leaves no trace
+            obj = ann.objects[step.object_id]
+            obj.confirmed, obj.z_range = step.confirmed, step.z_range
+            for index, (mask, low) in step.slices.items():
+                ann._store(obj, index, mask, low)
+            return
+        ann._history.append(step)
+        ann.changed = sorted(step.slices)
