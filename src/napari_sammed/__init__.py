@@ -7,7 +7,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["load_model", "SliceEngine", "Prompt", "Prediction", "to_uint8", "samaug", "__version__"]
+__all__ = ["load_model", "SliceEngine", "Prompt", "Prediction", "to_uint8", "samaug", "VolumeEmbeddings",
+           "VolumeAnnotator", "__version__"]
 
 _LAZY = {
     "load_model": ("napari_sammed.core.model.load", "load_model"),
@@ -16,6 +17,8 @@ _LAZY = {
     "Prediction": ("napari_sammed.core.engine.slice_engine", "Prediction"),
     "to_uint8": ("napari_sammed.core.io.windowing", "to_uint8"),
     "samaug": ("napari_sammed.core.engine.samaug", None),
+    "VolumeEmbeddings": ("napari_sammed.core.volume.embeddings", "VolumeEmbeddings"),
+    "VolumeAnnotator": ("napari_sammed.core.volume.annotator", "VolumeAnnotator"),
 }
 
 

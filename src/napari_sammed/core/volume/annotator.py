@@ -12,8 +12,9 @@ outward from it through unconfirmed slices only. Each of the two fronts stops
   propagated masks beyond it go, unless a confirmed slice further on still holds the object.
 
 Inside a known z-range only a vanished mask stops a front: the user said the object is there.
-A click that leaves its slice empty ends the object there: what lies beyond it, away from the
-confirmed slices, is removed. Objects never share a voxel: a mask loses what another object
+A negative click in the core of a propagated slice's mask says "not on this slice", and a click
+that leaves its slice empty ends the object there: what lies beyond it, away from the confirmed
+slices, is removed. A negative click near the outline, or on a confirmed slice, edits that mask. Objects never share a voxel: a mask loses what another object
 already holds. ``undo`` restores the exact 3D mask before the last interaction.
 
 Slice coordinates are (x, y) pixels; ``index`` runs along the embeddings' axis.
@@ -25,6 +26,7 @@ import copy
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from ..engine.slice_engine import Prediction, Prompt
 from .propagation import (
@@ -109,6 +111,11 @@ class VolumeAnnotator:
         """A positive (object here) or negative (not here) click at (x, y) on slice ``index``."""
         index = self._check_index(index)
         with self._interaction(object_id) as obj:
+            if not positive and index not in obj.confirmed and _deep_inside(obj.masks.get(index), x, y):
+                # "not on this slice": the object ends here (a propagation that ran past it)
+                empty = np.zeros(self.slice_shape, bool)
+                self._confirm(object_id, index, _Confirmed(points=[(float(x), float(y))], labels=[0]), empty)
+                return self.mask(object_id)
             confirmed = copy.deepcopy(obj.confirmed.get(index)) or _Confirmed()
             if confirmed.box is None and confirmed.base is None and index in obj.masks:
                 confirmed.base = self._low(obj, index)
@@ -324,6 +331,18 @@ class VolumeAnnotator:
         if mask.shape != self.slice_shape:
             raise ValueError(f"mask of shape {mask.shape} does not fit slices of {self.slice_shape}")
         return mask
+
+
+def _deep_inside(mask: np.ndarray | None, x: float, y: float) -> bool:
+    """Whether (x, y) lies in the core of ``mask``: at least 0.8 of its greatest depth from the edge
+    (a click there is about the whole object, one near the edge about its outline)."""
+    if mask is None:
+        return False
+    row, col = int(np.clip(y, 0, mask.shape[0] - 1)), int(np.clip(x, 0, mask.shape[1] - 1))
+    if not mask[row, col]:
+        return False
+    depth = ndi.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    return depth[row, col] >= max(2.0, 0.8 * depth.max())
 
 
 class _Interaction:
