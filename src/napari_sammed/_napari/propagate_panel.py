@@ -15,6 +15,7 @@ from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_info
 
 from ..core.volume.propagation import Propagation, PropagationSettings, seeds_from_labels
+from .interactive import add_confirmed, confirmed_slices
 from .layers import POINTS, PREVIEW, in_plane, slice_index_of, slice_key, write_mask
 from .qc_plot import QCPlot
 
@@ -125,10 +126,14 @@ class PropagatePanel(Container):
         result = self.running
         written = 0
         overwrite = bool(self.session.overwrite)
-        with layer.block_history():
+        with self.session.interactive.model_writes(), layer.block_history():
             for object_id in sorted(result.masks):
                 for index, mask in sorted(result.masks[object_id].items()):
                     written += write_mask(layer, mask, axis, index, object_id, overwrite=overwrite)
+        axis_name = self.session.axis_name
+        for object_id, per_slice in seeds.items():  # the user's slices, unless already on record
+            if not confirmed_slices(layer, axis_name, object_id):
+                add_confirmed(layer, axis_name, object_id, per_slice)
         self.session.show_preview(None)
         self.last_result, self.running = result, None
         self.session.record(layer, result.trace)
@@ -136,6 +141,8 @@ class PropagatePanel(Container):
         self.status.value = f"{n_slices} slices, {written} voxels written (Ctrl+Z undoes all)"
         self.plot.canvas.setVisible(True)
         self.plot.show(result.trace, seeds)
+        for listener in self.session.on_confirmed:
+            listener()
 
     def jump_to(self, index: int) -> None:
         session = self.session

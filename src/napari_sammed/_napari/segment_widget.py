@@ -83,6 +83,14 @@ class SegmentWidget(Container):
         self.overwrite = CheckBox(text="paint over other objects", value=False)
         self.negative = CheckBox(text="negative clicks (T)", value=False)
         self.quality = Label(label="predicted IoU", value="–")
+        self.auto_3d = CheckBox(text="auto-update 3D (an accepted slice updates the object)", value=True)
+        self.z_first_button = PushButton(text="first slice = here")
+        self.z_last_button = PushButton(text="last slice = here")
+        self.z_clear_button = PushButton(text="no z-range")
+        self.z_buttons = Container(layout="horizontal", labels=False,
+                                   widgets=[self.z_first_button, self.z_last_button, self.z_clear_button])
+        self.z_buttons.margins = (0, 0, 0, 0)
+        self.object_3d = Label(label="3D", value="–")
         self.accept_button = PushButton(text="Accept (Shift-A)")
         self.next_button = PushButton(text="Next object (Shift-N)")
         self.clear_button = PushButton(text="Clear prompts (Esc)")
@@ -95,7 +103,8 @@ class SegmentWidget(Container):
         self.tabs = QTabWidget()
         for title, page in (
             ("Segment", _page(self.target, self.target_hint, self.object_id, self.overwrite, self.negative,
-                              self.quality, self.accept_button, self.next_button, self.clear_button)),
+                              self.quality, self.accept_button, self.next_button, self.clear_button,
+                              self.auto_3d, self.z_buttons, self.object_3d)),
             ("Propagate", self.propagation),
             ("SAMAug", _page(self.samaug_scope, self.samaug_button)),
             ("Model", _page(self.model, self.checkpoint, self.device, self.precision, self.load_button,
@@ -126,6 +135,10 @@ class SegmentWidget(Container):
             control.changed.connect(self._sync_session)
         self.session.on_busy.append(lambda busy: setattr(self.cancel_button, "enabled", busy))
         self.session.on_new_labels.append(self._select_new_labels)
+        self.session.on_confirmed.append(self._show_object_3d)
+        self.z_first_button.changed.connect(lambda: self.mark_z(0))
+        self.z_last_button.changed.connect(lambda: self.mark_z(1))
+        self.z_clear_button.changed.connect(lambda: self.mark_z(None))
         self.viewer.dims.events.current_step.connect(lambda _e: self.segment())
         for key, action in (("Shift-A", self.accept), ("Shift-N", self.next_object),
                             ("Escape", self.clear_prompts), ("T", self._toggle_sign)):
@@ -158,6 +171,32 @@ class SegmentWidget(Container):
         s.axis_name, s.window_choice = self.axis.value, self.window.value
         s.object_id, s.overwrite = int(self.object_id.value), bool(self.overwrite.value)
         self.target_hint.visible = self.target.value is None
+        if s.labels is not None:
+            s.interactive.watch(s.labels)
+        self._show_object_3d()
+
+    def mark_z(self, end: int | None) -> None:
+        """Mark the current slice as the first (0) or last (1) of the object's z-range; None clears it."""
+        object_id = int(self.object_id.value)
+        if end is None:
+            self.session.z_ranges.pop(object_id, None)
+        else:
+            self.session.z_ranges.setdefault(object_id, [None, None])[end] = self.current_index()
+        self._show_object_3d()
+
+    def _show_object_3d(self) -> None:
+        """"confirmed slices 9, 15 · z-range 3-20" for the current object."""
+        from .interactive import confirmed_slices
+
+        object_id, s = int(self.object_id.value), self.session
+        parts = []
+        if s.labels is not None:
+            slices = confirmed_slices(s.labels, s.axis_name, object_id)
+            parts.append("confirmed slices " + (", ".join(map(str, slices)) or "none"))
+        first, last = s.z_ranges.get(object_id, [None, None])
+        if first is not None or last is not None:
+            parts.append(f"z-range {'?' if first is None else first}–{'?' if last is None else last}")
+        self.object_3d.value = " · ".join(parts) or "–"
 
     def slice_axis(self) -> int | None:
         return self.session.slice_axis()
@@ -320,17 +359,36 @@ class SegmentWidget(Container):
         self.target.reset_choices()
         self.target.value = layer
 
-    def accept(self) -> int:
-        """Write the preview into the labels layer as one undoable step; returns voxels written."""
+    def accept(self):
+        """Write the preview into the labels layer as one undoable step; returns voxels written.
+
+        With *auto-update 3D*, when the object already has voxels on other slices (or a z-range),
+        the slice is confirmed and the whole object is updated in a worker instead; returns it.
+        """
         prediction = self.last_prediction
         if prediction is None:
             show_info("napari-sammed: nothing to accept - add a prompt first")
             return 0
+        if self.worker is not None:
+            show_info("napari-sammed: wait for the running job (or Cancel it) before accepting")
+            return 0
         layer = self.target_layer()
-        written = write_mask(layer, prediction.mask, self.slice_axis(), self.current_index(),
-                             int(self.object_id.value), overwrite=self.overwrite.value)
+        object_id, index = int(self.object_id.value), self.current_index()
+        interactive = self.session.interactive
+        if self.auto_3d.value and interactive.applies(layer, object_id, index):
+            worker = interactive.update(layer, object_id, index, prediction.mask)
+            self.clear_prompts()
+            return worker
+        with interactive.model_writes():
+            written = write_mask(layer, prediction.mask, self.slice_axis(), index, object_id,
+                                 overwrite=self.overwrite.value)
+        if self.slice_axis() is not None:
+            from .interactive import add_confirmed
+
+            add_confirmed(layer, self.session.axis_name, object_id, [index])
         self.session.record(layer)
         self.clear_prompts()
+        self._show_object_3d()
         return written
 
     def next_object(self) -> None:

@@ -15,6 +15,7 @@ from napari.utils.notifications import show_error
 from ..core.engine.slice_engine import Prediction, SliceEngine
 from ..core.io.windowing import Window, resolve_window
 from ..core.volume.embeddings import VolumeEmbeddings
+from .interactive import Interactive3D
 from .layers import PREVIEW, contrast_window, record_provenance, slice_key
 from .settings import cache_dir
 
@@ -37,6 +38,9 @@ class Session:
         self.worker = None
         self.on_busy: list[Callable[[bool], None]] = []
         self.on_new_labels: list[Callable[[Labels], None]] = []
+        self.on_confirmed: list[Callable[[], None]] = []  # confirmed slices or a z-range changed
+        self.z_ranges: dict[int, list[int | None]] = {}  # object id -> [first, last] slice
+        self.interactive = Interactive3D(self)
         self._embeddings: VolumeEmbeddings | None = None
         self._embed_key: tuple | None = None
         self._preset_windows: dict[tuple, Window | None] = {}
@@ -63,6 +67,11 @@ class Session:
         if key not in self._preset_windows:  # a percentile window reads the whole volume
             self._preset_windows[key] = resolve_window(np.asarray(self.image.data), self.window_choice)
         return self._preset_windows[key]
+
+    def z_range(self, object_id: int) -> tuple[int, int] | None:
+        """The (first, last) slice the user marked for ``object_id``, once both are marked."""
+        first, last = self.z_ranges.get(int(object_id), [None, None])
+        return None if first is None or last is None else (min(first, last), max(first, last))
 
     def volume_embeddings(self) -> VolumeEmbeddings:
         """Embeddings for the current (image, window, axis, model); rebuilt when any changes.

@@ -95,14 +95,11 @@ class VolumeAnnotator:
         """A box (x0, y0, x1, y1) on slice ``index``; ``z_range`` (first, last slice) bounds the
         object, as a 3D box does. Clicks given earlier on that slice are dropped. -> 3D mask."""
         index = self._check_index(index)
-        if z_range is not None:
-            first, last = sorted(self._check_index(k) for k in z_range)
-            if not first <= index <= last:
-                raise ValueError(f"slice {index} lies outside the z-range {first}-{last}")
+        z_range = self._check_z_range(z_range, index)
         box = np.asarray(box, float).reshape(4)
         with self._interaction(object_id) as obj:
             if z_range is not None:
-                obj.z_range = (first, last)
+                obj.z_range = z_range
             confirmed = _Confirmed(box=box)
             self._confirm(object_id, index, confirmed)
         return self.mask(object_id)
@@ -125,12 +122,17 @@ class VolumeAnnotator:
             self._confirm(object_id, index, confirmed)
         return self.mask(object_id)
 
-    def paint(self, object_id: int, index: int, mask: np.ndarray) -> np.ndarray:
-        """Slice ``index`` drawn by hand: ``mask`` (H, W) is taken as it is and confirmed."""
+    def paint(self, object_id: int, index: int, mask: np.ndarray, z_range: tuple[int, int] | None = None,
+              by_hand: bool = True) -> np.ndarray:
+        """Slice ``index`` set to ``mask`` (H, W) as it is, and confirmed: drawn by hand, or
+        (``by_hand=False``) a model's mask the user accepted. ``z_range`` as for :meth:`box`."""
         index = self._check_index(index)
         mask = self._check_mask(mask)
-        with self._interaction(object_id):
-            self._confirm(object_id, index, _Confirmed(painted=True), mask)
+        z_range = self._check_z_range(z_range, index)
+        with self._interaction(object_id) as obj:
+            if z_range is not None:
+                obj.z_range = z_range
+            self._confirm(object_id, index, _Confirmed(painted=by_hand), mask)
         return self.mask(object_id)
 
     def undo(self) -> int | None:
@@ -325,6 +327,14 @@ class VolumeAnnotator:
         if not 0 <= index < self.n_slices:
             raise ValueError(f"slice {index} is outside the volume (0-{self.n_slices - 1})")
         return index
+
+    def _check_z_range(self, z_range, index: int) -> tuple[int, int] | None:
+        if z_range is None:
+            return None
+        first, last = sorted(self._check_index(k) for k in z_range)
+        if not first <= index <= last:
+            raise ValueError(f"slice {index} lies outside the z-range {first}-{last}")
+        return first, last
 
     def _check_mask(self, mask: np.ndarray) -> np.ndarray:
         mask = np.asarray(mask, bool)

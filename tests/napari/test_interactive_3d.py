@@ -1,0 +1,93 @@
+"""Headless GUI test (Xvfb): after a propagation, a box accepted on a wrong slice updates the
+object in 3D - neighbours change, far slices do not, one Ctrl+Z restores the 3D mask."""
+
+import numpy as np
+import pytest
+
+from napari_sammed._napari.interactive import confirmed_slices
+from napari_sammed._napari.segment_widget import BUNDLED
+from tests.conftest import dice
+from tests.napari.conftest import draw_box_around, go_to_slice, open_segment_dock, wait_for_worker
+
+pytestmark = pytest.mark.gui
+KIDNEY_RIGHT = 2  # slices 0-18 of the sample CT; propagation from 9 shrinks it on 0-6
+
+
+def box_and_accept(widget, qtbot, viewer, truth, z):
+    go_to_slice(viewer, viewer.layers["CT"], z)
+    widget.session.last_prediction = None
+    draw_box_around(widget, truth[z], z)
+    wait_for_worker(qtbot, widget)  # the slice may need embedding first
+    qtbot.waitUntil(lambda: widget.last_prediction is not None, timeout=120_000)
+    result = widget.accept()
+    wait_for_worker(qtbot, widget)
+    return result
+
+
+def test_a_box_on_a_wrong_slice_updates_the_object_in_3d_and_one_undo_restores_it(ct_viewer, qtbot):
+    widget = open_segment_dock(ct_viewer, BUNDLED)
+    image = ct_viewer.layers["CT"]
+    widget.image.value = image
+    widget.window.value = "ct-abdomen"
+    truth = np.asarray(ct_viewer.layers["CT reference labels"].data) == KIDNEY_RIGHT
+    target = ct_viewer.add_labels(np.zeros(image.data.shape, np.int32), name="annotations", scale=image.scale)
+    widget.target.reset_choices()
+    widget.target.value = target
+    widget.object_id.value = KIDNEY_RIGHT
+
+    assert box_and_accept(widget, qtbot, ct_viewer, truth, 9) > 0  # the first slice: just that slice
+    assert np.flatnonzero(target.data.any(axis=(1, 2))).tolist() == [9]
+    widget.propagation.propagate()
+    wait_for_worker(qtbot, widget)
+    propagated = target.data.copy()
+    assert (propagated == KIDNEY_RIGHT).any(axis=(1, 2)).sum() > 10
+    assert confirmed_slices(target, "z", KIDNEY_RIGHT) == [9]
+    assert dice(propagated[3] == KIDNEY_RIGHT, truth[3]) < 0.6  # the propagation got slice 3 wrong
+
+    box_and_accept(widget, qtbot, ct_viewer, truth, 3)  # accepted: the whole object follows
+    updated = target.data.copy()
+    assert dice(updated[3] == KIDNEY_RIGHT, truth[3]) > dice(propagated[3] == KIDNEY_RIGHT, truth[3]) + 0.2
+    assert not np.array_equal(updated[4], propagated[4])  # a neighbour changed ...
+    assert np.array_equal(updated[7:], propagated[7:])  # ... the slices nearer slice 9 did not
+    assert dice(updated == KIDNEY_RIGHT, truth) > dice(propagated == KIDNEY_RIGHT, truth)
+    assert confirmed_slices(target, "z", KIDNEY_RIGHT) == [3, 9]
+    assert "confirmed slices 3, 9" in widget.object_3d.value
+
+    target.undo()  # one Ctrl+Z: the 3D mask before the update
+    np.testing.assert_array_equal(target.data, propagated)
+    target.redo()
+    np.testing.assert_array_equal(target.data, updated)
+
+
+def test_auto_update_off_keeps_the_one_slice_behaviour_and_a_z_range_bounds_the_object(ct_viewer, qtbot):
+    widget = open_segment_dock(ct_viewer, BUNDLED)
+    image = ct_viewer.layers["CT"]
+    widget.image.value = image
+    widget.window.value = "ct-abdomen"
+    truth = np.asarray(ct_viewer.layers["CT reference labels"].data) == KIDNEY_RIGHT
+    target = ct_viewer.add_labels(np.zeros(image.data.shape, np.int32), name="annotations", scale=image.scale)
+    widget.target.reset_choices()
+    widget.target.value = target
+    widget.object_id.value = KIDNEY_RIGHT
+
+    go_to_slice(ct_viewer, image, 5)
+    widget.mark_z(0)  # first slice = here
+    go_to_slice(ct_viewer, image, 12)
+    widget.mark_z(1)  # last slice = here
+    assert widget.session.z_range(KIDNEY_RIGHT) == (5, 12) and "z-range 5–12" in widget.object_3d.value
+    box_and_accept(widget, qtbot, ct_viewer, truth, 9)  # with a z-range, the first box is a 3D box
+    present = np.flatnonzero((target.data == KIDNEY_RIGHT).any(axis=(1, 2)))
+    assert present.min() == 5 and present.max() == 12
+
+    widget.auto_3d.value = False
+    target.data[7][target.data[7] == KIDNEY_RIGHT] = 0  # wiped (outside the undo history)
+    before = target.data.copy()
+    box_and_accept(widget, qtbot, ct_viewer, truth, 7)
+    changed = np.flatnonzero((target.data != before).any(axis=(1, 2)))
+    assert changed.tolist() == [7]  # one slice only, as before this feature
+    assert dice(target.data[7] == KIDNEY_RIGHT, truth[7]) > 0.7  # the box on slice 7 alone: .76 measured
+    assert confirmed_slices(target, "z", KIDNEY_RIGHT) == [7, 9]
+
+    target.selected_label = KIDNEY_RIGHT  # painting by hand confirms the slice
+    target.paint((11, 40, 60), KIDNEY_RIGHT)
+    assert 11 in confirmed_slices(target, "z", KIDNEY_RIGHT)
