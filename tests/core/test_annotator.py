@@ -128,3 +128,56 @@ def test_bad_interactions_are_refused_and_leave_no_trace(ct):
     with pytest.raises(ValueError, match="does not fit"):
         ann.paint(1, 5, np.ones((3, 3), bool))
     assert ann.undo() is None and not ann.mask(1).any()
+
+
+class HugeClickEngine:
+    """A stand-in engine: boxes give the box's interior, clicks find a structure filling the slice."""
+
+    batch_size = 1
+
+    class backend:  # noqa: N801 - mimics SliceEngine.backend
+        @staticmethod
+        def propagation_recipe(slice_shape):
+            return {"box_margin": 0.0, "min_margin": 0.0, "use_mask_prompt": False}
+
+    def predict_batch(self, embedding, image_size, prompts):
+        from napari_sammed.core.engine.slice_engine import Prediction
+
+        out = []
+        for prompt in prompts:
+            mask = np.zeros(image_size, bool)
+            if prompt.points is not None:
+                mask[:] = True
+            elif prompt.box is not None:
+                x0, y0, x1, y1 = (int(round(v)) for v in prompt.box)
+                mask[y0:y1, x0:x1] = True
+            out.append(Prediction(mask, mask.astype(np.float32), 0.9, np.zeros((1, 4, 4), np.float32)))
+        return out
+
+    def mask_logits(self, mask):
+        return np.zeros((1, 4, 4), np.float32)
+
+    def mask_prompt(self, low):
+        return low
+
+
+class StubEmbeddings:
+    def __init__(self, engine, shape=(6, 32, 32)):
+        self.engine, self.n_slices, self.slice_shape, self.axis = engine, shape[0], shape[1:], 0
+
+    def get(self, index):
+        return np.zeros(1)
+
+    def is_embedded(self, index):
+        return True
+
+
+def test_a_click_that_finds_a_much_larger_structure_is_obeyed_on_its_slice_only():
+    ann = ns.VolumeAnnotator(StubEmbeddings(HugeClickEngine()))
+    start = np.zeros((6, 32, 32), bool)
+    start[1:5, 10:16, 10:16] = True
+    ann.load(1, start, confirmed=[2])
+    after = ann.click(1, 3, 17.5, 12.5, positive=True)  # just outside the square
+    assert after[3, 12, 17] and after[3].sum() < 2 * start[3].sum()  # a small disc, not the whole slice
+    assert np.array_equal(after[3] & start[3], start[3])
+    assert ann.confirmed(1) == [2, 3]

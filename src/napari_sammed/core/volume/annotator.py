@@ -12,6 +12,8 @@ outward from it through unconfirmed slices only. Each of the two fronts stops
   propagated masks beyond it go, unless a confirmed slice further on still holds the object.
 
 Inside a known z-range only a vanished mask stops a front: the user said the object is there.
+A click whose mask would outgrow the object's largest slice ``MAX_GROWTH`` times is obeyed on its
+slice alone (a small disc): the structure under it is another one.
 A negative click in the core of a propagated slice's mask says "not on this slice", and a click
 that leaves its slice empty ends the object there: what lies beyond it, away from the confirmed
 slices, is removed. A negative click near the outline, or on a confirmed slice, edits that mask. Objects never share a voxel: a mask loses what another object
@@ -36,6 +38,11 @@ from .propagation import (
     mask_iou,
     next_slice_prompt,
 )
+
+#: A click whose mask outgrows the object's largest slice this many times has found another
+#: (larger) structure under it: measured on the shared CT/MR, such clicks took small objects'
+#: Dice from .55-.75 to under .15.
+MAX_GROWTH = 2.5
 
 
 @dataclass
@@ -119,7 +126,13 @@ class VolumeAnnotator:
             confirmed.painted = False
             confirmed.points.append((float(x), float(y)))
             confirmed.labels.append(int(bool(positive)))
-            self._confirm(object_id, index, confirmed)
+            prediction = self._decode_confirmed(confirmed, index)
+            mask, low = prediction.mask, prediction.low_res_logits
+            largest = max((int(m.sum()) for m in obj.masks.values()), default=0)
+            if largest and mask.sum() > MAX_GROWTH * largest:
+                # the click found another, larger structure: obey it on this slice only
+                mask, low = _with_disc(obj.masks.get(index), self.slice_shape, x, y, positive), None
+            self._confirm(object_id, index, confirmed, mask, low)
         return self.mask(object_id)
 
     def paint(self, object_id: int, index: int, mask: np.ndarray, z_range: tuple[int, int] | None = None,
@@ -172,11 +185,12 @@ class VolumeAnnotator:
         self._history = [s for s in self._history if s.object_id != object_id]
 
     # ---- the update ----------------------------------------------------------------------
-    def _confirm(self, object_id: int, index: int, confirmed: _Confirmed, mask: np.ndarray | None = None) -> None:
-        """Set slice ``index`` from the user's input, then bring the rest of the object in line."""
+    def _confirm(self, object_id: int, index: int, confirmed: _Confirmed, mask: np.ndarray | None = None,
+                 low: np.ndarray | None = None) -> None:
+        """Set slice ``index`` from the user's input (``mask``, or decoded from ``confirmed``),
+        then bring the rest of the object in line."""
         obj = self.objects[object_id]
         obj.confirmed[index] = confirmed
-        low = None
         if mask is None:
             prediction = self._decode_confirmed(confirmed, index)
             mask, low = prediction.mask, prediction.low_res_logits
@@ -341,6 +355,16 @@ class VolumeAnnotator:
         if mask.shape != self.slice_shape:
             raise ValueError(f"mask of shape {mask.shape} does not fit slices of {self.slice_shape}")
         return mask
+
+
+def _with_disc(mask: np.ndarray | None, shape: tuple[int, int], x: float, y: float, positive: bool) -> np.ndarray:
+    """``mask`` (None: empty) with a small disc at (x, y) added (positive) or removed: a click
+    obeyed on its slice alone."""
+    base = np.zeros(shape, bool) if mask is None else mask.copy()
+    radius = max(2.0, max(shape) / 64)
+    rows, cols = np.ogrid[: shape[0], : shape[1]]
+    disc = (rows + 0.5 - y) ** 2 + (cols + 0.5 - x) ** 2 <= radius**2
+    return base | disc if positive else base & ~disc
 
 
 def _deep_inside(mask: np.ndarray | None, x: float, y: float) -> bool:
