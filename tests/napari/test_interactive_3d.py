@@ -13,9 +13,23 @@ pytestmark = pytest.mark.gui
 KIDNEY_RIGHT = 2  # slices 0-18 of the sample CT; propagation from 9 shrinks it on 0-6
 
 
+def kidney_dock(viewer):
+    """The dock opened from the Plugins menu with LiteMedSAM, an empty labels layer, object 2."""
+    widget = open_segment_dock(viewer, BUNDLED)
+    image = viewer.layers["CT"]
+    widget.image.value = image
+    widget.window.value = "ct-abdomen"
+    truth = np.asarray(viewer.layers["CT reference labels"].data) == KIDNEY_RIGHT
+    target = viewer.add_labels(np.zeros(image.data.shape, np.int32), name="annotations", scale=image.scale)
+    widget.target.reset_choices()
+    widget.target.value = target
+    widget.object_id.value = KIDNEY_RIGHT
+    return widget, image, truth, target
+
+
 def box_and_accept(widget, qtbot, viewer, truth, z):
     go_to_slice(viewer, viewer.layers["CT"], z)
-    widget.session.last_prediction = None
+    widget.session.show_preview(None)
     draw_box_around(widget, truth[z], z)
     wait_for_worker(qtbot, widget)  # the slice may need embedding first
     qtbot.waitUntil(lambda: widget.last_prediction is not None, timeout=120_000)
@@ -25,15 +39,7 @@ def box_and_accept(widget, qtbot, viewer, truth, z):
 
 
 def test_a_box_on_a_wrong_slice_updates_the_object_in_3d_and_one_undo_restores_it(ct_viewer, qtbot):
-    widget = open_segment_dock(ct_viewer, BUNDLED)
-    image = ct_viewer.layers["CT"]
-    widget.image.value = image
-    widget.window.value = "ct-abdomen"
-    truth = np.asarray(ct_viewer.layers["CT reference labels"].data) == KIDNEY_RIGHT
-    target = ct_viewer.add_labels(np.zeros(image.data.shape, np.int32), name="annotations", scale=image.scale)
-    widget.target.reset_choices()
-    widget.target.value = target
-    widget.object_id.value = KIDNEY_RIGHT
+    widget, image, truth, target = kidney_dock(ct_viewer)
 
     assert box_and_accept(widget, qtbot, ct_viewer, truth, 9) > 0  # the first slice: just that slice
     assert np.flatnonzero(target.data.any(axis=(1, 2))).tolist() == [9]
@@ -60,15 +66,7 @@ def test_a_box_on_a_wrong_slice_updates_the_object_in_3d_and_one_undo_restores_i
 
 
 def test_auto_update_off_keeps_the_one_slice_behaviour_and_a_z_range_bounds_the_object(ct_viewer, qtbot):
-    widget = open_segment_dock(ct_viewer, BUNDLED)
-    image = ct_viewer.layers["CT"]
-    widget.image.value = image
-    widget.window.value = "ct-abdomen"
-    truth = np.asarray(ct_viewer.layers["CT reference labels"].data) == KIDNEY_RIGHT
-    target = ct_viewer.add_labels(np.zeros(image.data.shape, np.int32), name="annotations", scale=image.scale)
-    widget.target.reset_choices()
-    widget.target.value = target
-    widget.object_id.value = KIDNEY_RIGHT
+    widget, image, truth, target = kidney_dock(ct_viewer)
 
     go_to_slice(ct_viewer, image, 5)
     widget.mark_z(0)  # first slice = here

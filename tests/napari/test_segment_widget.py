@@ -158,3 +158,35 @@ def test_3d_plus_channel_layout_gets_a_message(make_napari_viewer, monkeypatch):
     widget.image.value = viewer.layers["4d"]
     widget._on_image_changed()
     assert messages and "split channels first" in messages[-1]
+
+
+def test_a_preview_is_never_accepted_onto_another_slice(ct_viewer, qtbot):
+    """Scroll to a prompted slice that still needs embedding and press Shift-A at once: the
+    previous slice's preview must not be written onto it (it was, before previews knew their
+    slice)."""
+    widget = open_segment_dock(ct_viewer)
+    image = ct_viewer.layers["CT"]
+    widget.image.value = image
+    reference = np.asarray(ct_viewer.layers["CT reference labels"].data)
+    z = middle_slice(reference, 5)
+    other = z + 6
+    for k in (other, z):  # a box on each slice; the preview ends on slice z
+        go_to_slice(ct_viewer, image, k)
+        draw_box_around(widget, reference[k] == 5, k)
+        wait_for_worker(qtbot, widget)
+    widget.window.value = "ct-abdomen"  # new embeddings: nothing is embedded for them yet
+    draw_box_around(widget, reference[z] == 5, z)
+    wait_for_worker(qtbot, widget)
+    qtbot.waitUntil(lambda: widget.last_prediction is not None, timeout=60_000)
+
+    go_to_slice(ct_viewer, image, other)  # its box is there, its embedding is not
+    assert widget.last_prediction is None  # slice z's preview is gone, not carried over
+    assert widget.accept() == 0  # Shift-A now: nothing is written
+    target = widget.target.value
+    assert target is None or not np.asarray(target.data).any()
+
+    wait_for_worker(qtbot, widget)
+    qtbot.waitUntil(lambda: widget.last_prediction is not None, timeout=60_000)
+    assert widget.accept() > 0  # now the preview is this slice's own: written here only
+    written = np.asarray(widget.target.value.data) > 0
+    assert np.flatnonzero(written.any(axis=(1, 2))).tolist() == [other]

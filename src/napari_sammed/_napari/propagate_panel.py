@@ -54,8 +54,9 @@ class PropagatePanel(Container):
         session = self.session
         current = int(session.object_id)
         seeds = seeds_from_labels(np.asarray(layer.data), axis, None if self.scope.value == ALL else [current])
-        if self.scope.value == CURRENT and current not in seeds and session.last_prediction is not None:
-            seeds[current] = {session.current_index(): session.last_prediction.mask}
+        preview = session.preview_here()
+        if self.scope.value == CURRENT and current not in seeds and preview is not None:
+            seeds[current] = {preview.index: preview.prediction.mask}
         return seeds
 
     def stop_markers(self, axis: int, seed_slices: set[int]) -> dict:
@@ -82,7 +83,7 @@ class PropagatePanel(Container):
         if axis is None or session.image.rgb:
             show_info("napari-sammed: propagation needs a 3D volume")
             return None
-        if session.labels is None and session.last_prediction is None:
+        if session.labels is None and session.preview_here() is None:
             show_info("napari-sammed: segment an object first (Accept it, or keep its preview)")
             return None
         layer = session.target_layer()

@@ -303,11 +303,12 @@ class SegmentWidget(Container):
             return
         store = self.volume_embeddings()
         if not store.is_embedded(index):
+            self.session.show_preview(None)  # an older slice's preview must not be accepted here
+            self.quality.value = "–"
             self.embed(whole_volume=False, then_segment=True)
             return
         pred = self.engine.predict_batch(store.get(index), store.slice_shape, [prompt])[0]
-        self.session.show_preview(pred.mask, index)
-        self.session.last_prediction = pred
+        self.session.set_preview(pred, index)
         self.quality.value = f"{pred.iou:.3f}"
         self.last_latency_ms = (time.perf_counter() - started) * 1000
 
@@ -365,15 +366,16 @@ class SegmentWidget(Container):
         With *auto-update 3D*, when the object already has voxels on other slices (or a z-range),
         the slice is confirmed and the whole object is updated in a worker instead; returns it.
         """
-        prediction = self.last_prediction
-        if prediction is None:
+        preview = self.session.preview_here()
+        if preview is None:
             show_info("napari-sammed: nothing to accept - add a prompt first")
             return 0
         if self.worker is not None:
             show_info("napari-sammed: wait for the running job (or Cancel it) before accepting")
             return 0
         layer = self.target_layer()
-        object_id, index = int(self.object_id.value), self.current_index()
+        prediction, index = preview.prediction, preview.index  # the slice it was made on, not the one shown
+        object_id = int(self.object_id.value)
         interactive = self.session.interactive
         if self.auto_3d.value and interactive.applies(layer, object_id, index):
             worker = interactive.update(layer, object_id, index, prediction.mask)

@@ -7,6 +7,7 @@ SAMAug panels read and act through it, never through another widget's internals.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from napari.layers import Image, Labels
@@ -22,6 +23,16 @@ from .settings import cache_dir
 FOLLOW = "follow contrast limits"
 
 
+@dataclass(frozen=True)
+class Preview:
+    """A decoded prompt and exactly where it belongs: Accept and propagate write there or refuse."""
+
+    image: Image
+    axis: int | None
+    index: int
+    prediction: Prediction
+
+
 class Session:
     """Per-viewer state (no globals): what is segmented, with which model, and the running job."""
 
@@ -34,7 +45,7 @@ class Session:
         self.window_choice = FOLLOW
         self.object_id = 1
         self.overwrite = False
-        self.last_prediction: Prediction | None = None
+        self.preview: Preview | None = None
         self.worker = None
         self.on_busy: list[Callable[[bool], None]] = []
         self.on_new_labels: list[Callable[[Labels], None]] = []
@@ -44,6 +55,15 @@ class Session:
         self._embeddings: VolumeEmbeddings | None = None
         self._embed_key: tuple | None = None
         self._preset_windows: dict[tuple, Window | None] = {}
+
+    @property
+    def last_prediction(self) -> Prediction | None:
+        return None if self.preview is None else self.preview.prediction
+
+    def preview_here(self) -> Preview | None:
+        """The preview, if it belongs to the current image and slice axis (else None)."""
+        p = self.preview
+        return p if p is not None and p.image is self.image and p.axis == self.slice_axis() else None
 
     # ---- slices --------------------------------------------------------------------------
     def slice_axis(self) -> int | None:
@@ -107,16 +127,21 @@ class Session:
         return self.labels
 
     def show_preview(self, mask: np.ndarray | None, index: int = 0) -> None:
-        """Draw ``mask`` on slice ``index`` of the preview layer (None clears it)."""
+        """Draw ``mask`` on slice ``index`` of the preview layer (None clears it and forgets the preview)."""
+        if mask is None:
+            self.preview = None
         if PREVIEW not in self.viewer.layers:
             return
         preview = self.viewer.layers[PREVIEW]
         preview.data[...] = 0
         if mask is not None:
             preview.data[slice_key(self.slice_axis(), index, preview.data.ndim)] = mask.astype(np.uint8)
-        else:
-            self.last_prediction = None
         preview.refresh()
+
+    def set_preview(self, prediction: Prediction, index: int) -> None:
+        """Show ``prediction`` as the preview of slice ``index`` of the current image."""
+        self.preview = Preview(self.image, self.slice_axis(), index, prediction)
+        self.show_preview(prediction.mask, index)
 
     def record(self, layer: Labels, trace=None) -> None:
         """Note in ``layer`` what made its labels (engine, window, QC trace) for exports."""
