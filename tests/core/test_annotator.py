@@ -181,3 +181,30 @@ def test_a_click_that_finds_a_much_larger_structure_is_obeyed_on_its_slice_only(
     assert after[3, 12, 17] and after[3].sum() < 2 * start[3].sum()  # a small disc, not the whole slice
     assert np.array_equal(after[3] & start[3], start[3])
     assert ann.confirmed(1) == [2, 3]
+
+
+def test_a_clicks_correction_spreads_only_through_slices_with_the_same_error_at_its_point(ct):
+    from napari_sammed.core.volume.metrics import next_click
+
+    store, labels = ct
+    truth = labels == KIDNEY_LEFT
+    ann = annotator(store)
+    before = ann.box(KIDNEY_LEFT, 11, bbox_xyxy(truth[11]), z_range=(0, 22))
+    spread = 0
+    for _ in range(3):  # the protocol's clicks
+        click = next_click(before, truth)
+        after = ann.click(KIDNEY_LEFT, click.z, click.x + 0.5, click.y + 0.5, click.positive)
+        wrong_there = before[:, click.y, click.x] != click.positive
+        for k in ann.changed:
+            if k != click.z:
+                assert wrong_there[k]  # the old mask shared the clicked error on every slice it rewrote
+        for step in (1, -1):  # the first slice already right at the point, and all beyond, keep their masks
+            k = click.z + step
+            while 0 <= k < 30 and wrong_there[k]:
+                k += step
+            if 0 <= k < 30:
+                stop = slice(k, None) if step == 1 else slice(0, k + 1)
+                assert np.array_equal(after[stop], before[stop])
+        spread += len(set(ann.changed) - {click.z})
+        before = after
+    assert spread > 0  # some click did reach other slices

@@ -7,6 +7,7 @@ outward from it through unconfirmed slices only. Each of the two fronts stops
 - at a confirmed slice (the user's word is never overwritten),
 - where its new mask agrees again with the old one (IoU >= ``agree_iou``): from there on the old
   masks would be re-predicted from nearly the same prompt, so a local fix stays local and cheap,
+- after a click, where the old mask is already right at the clicked point (the error ends there),
 - at the end of the object's z-range (a 3D box's first and last slice), or
 - at the usual stop criteria (:func:`~.propagation.judge`); then the object ends there and old
   propagated masks beyond it go, unless a confirmed slice further on still holds the object.
@@ -132,7 +133,7 @@ class VolumeAnnotator:
             if largest and mask.sum() > MAX_GROWTH * largest:
                 # the click found another, larger structure: obey it on this slice only
                 mask, low = _with_disc(obj.masks.get(index), self.slice_shape, x, y, positive), None
-            self._confirm(object_id, index, confirmed, mask, low)
+            self._confirm(object_id, index, confirmed, mask, low, cue=(float(x), float(y), bool(positive)))
         return self.mask(object_id)
 
     def paint(self, object_id: int, index: int, mask: np.ndarray, z_range: tuple[int, int] | None = None,
@@ -186,9 +187,9 @@ class VolumeAnnotator:
 
     # ---- the update ----------------------------------------------------------------------
     def _confirm(self, object_id: int, index: int, confirmed: _Confirmed, mask: np.ndarray | None = None,
-                 low: np.ndarray | None = None) -> None:
+                 low: np.ndarray | None = None, cue: tuple[float, float, bool] | None = None) -> None:
         """Set slice ``index`` from the user's input (``mask``, or decoded from ``confirmed``),
-        then bring the rest of the object in line."""
+        then bring the rest of the object in line (``cue``: the click, see :meth:`_walk`)."""
         obj = self.objects[object_id]
         obj.confirmed[index] = confirmed
         if mask is None:
@@ -202,7 +203,7 @@ class VolumeAnnotator:
             self._rebuild(object_id)
         elif mask.any():
             for step in (1, -1):
-                self._walk(object_id, index, step)
+                self._walk(object_id, index, step, cue)
         else:
             self._cut(object_id, index)
 
@@ -215,8 +216,11 @@ class VolumeAnnotator:
         prompt = Prompt(points, labels, confirmed.box, mask_input)
         return self.engine.predict_batch(self.embeddings.get(index), self.slice_shape, [prompt])[0]
 
-    def _walk(self, object_id: int, start: int, step: int) -> None:
-        """Re-propagate from ``start`` in direction ``step`` through unconfirmed slices."""
+    def _walk(self, object_id: int, start: int, step: int, cue: tuple[float, float, bool] | None = None) -> None:
+        """Re-propagate from ``start`` in direction ``step`` through unconfirmed slices. After a
+        click (``cue``: x, y, positive) the error it fixed ends where the old mask is already
+        right at that point: the walk stops there (measured: lifts CT kidney L and small classes
+        above their box step, where the walk used to trade good slices for new ones)."""
         obj = self.objects[object_id]
         mask, low = obj.masks[start], self._low(obj, start)
         reference = self._reference(obj, start)
@@ -228,6 +232,8 @@ class VolumeAnnotator:
             first, last = max(first, start - reach), min(last, start + reach)
         index = start + step
         while first <= index <= last and index not in obj.confirmed:
+            if cue is not None and _holds(obj.masks.get(index), cue[0], cue[1]) == cue[2]:
+                return
             self._embed_ahead(index, step, first if step < 0 else last)
             prompt = next_slice_prompt(self.engine, self.settings, mask, low)
             prediction = self.engine.predict_batch(self.embeddings.get(index), self.slice_shape, [prompt])[0]
@@ -367,14 +373,21 @@ def _with_disc(mask: np.ndarray | None, shape: tuple[int, int], x: float, y: flo
     return base | disc if positive else base & ~disc
 
 
+def _holds(mask: np.ndarray | None, x: float, y: float) -> bool:
+    """Whether ``mask`` (None: empty) holds the pixel under (x, y)."""
+    if mask is None:
+        return False
+    return bool(mask[int(np.clip(y, 0, mask.shape[0] - 1)), int(np.clip(x, 0, mask.shape[1] - 1))])
+
+
 def _deep_inside(mask: np.ndarray | None, x: float, y: float) -> bool:
     """Whether (x, y) lies in the core of ``mask``: at least 0.8 of its greatest depth from the edge
     (a click there is about the whole object, one near the edge about its outline)."""
     if mask is None:
         return False
-    row, col = int(np.clip(y, 0, mask.shape[0] - 1)), int(np.clip(x, 0, mask.shape[1] - 1))
-    if not mask[row, col]:
+    if not _holds(mask, x, y):
         return False
+    row, col = int(np.clip(y, 0, mask.shape[0] - 1)), int(np.clip(x, 0, mask.shape[1] - 1))
     depth = ndi.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
     return depth[row, col] >= max(2.0, 0.8 * depth.max())
 
