@@ -62,7 +62,6 @@ class Interactive3D:
         self._key: tuple | None = None
         self._writing = False
         self._watched: set[int] = set()
-        self.last_changed: list[int] = []  # slices the last 3D update changed
 
     @contextmanager
     def model_writes(self):
@@ -137,6 +136,5 @@ class Interactive3D:
                 layer.data_setitem(np.nonzero(add), object_id)
         add_confirmed(layer, self.session.axis_name, object_id, [index])
         self.session.record(layer)
-        self.last_changed = sorted(self._annotator.changed) if self._annotator is not None else []
         for listener in self.session.on_confirmed:
             listener()

@@ -20,6 +20,7 @@ import napari
 from ..core.engine.slice_engine import SliceEngine
 from ..core.io.windowing import CT_PRESETS, PERCENTILE_PRESET
 from ..core.model.load import describe_default, load_model
+from .interactive import add_confirmed, confirmed_slices
 from .layers import BOXES, POINTS, PREVIEW, layer_choice, prompt_for_slice, write_mask
 from .propagate_panel import PropagatePanel
 from .session import FOLLOW, Session
@@ -186,8 +187,6 @@ class SegmentWidget(Container):
 
     def _show_object_3d(self) -> None:
         """"confirmed slices 9, 15 · z-range 3-20" for the current object."""
-        from .interactive import confirmed_slices
-
         object_id, s = int(self.object_id.value), self.session
         parts = []
         if s.labels is not None:
@@ -385,8 +384,6 @@ class SegmentWidget(Container):
             written = write_mask(layer, prediction.mask, self.slice_axis(), index, object_id,
                                  overwrite=self.overwrite.value)
         if self.slice_axis() is not None:
-            from .interactive import add_confirmed
-
             add_confirmed(layer, self.session.axis_name, object_id, [index])
         self.session.record(layer)
         self.clear_prompts()

@@ -14,11 +14,12 @@ outward from it through unconfirmed slices only. Each of the two fronts stops
 
 Inside a known z-range only a vanished mask stops a front: the user said the object is there.
 A click whose mask would outgrow the object's largest slice ``MAX_GROWTH`` times is obeyed on its
-slice alone (a small disc): the structure under it is another one.
-A negative click in the core of a propagated slice's mask says "not on this slice", and a click
-that leaves its slice empty ends the object there: what lies beyond it, away from the confirmed
-slices, is removed. A negative click near the outline, or on a confirmed slice, edits that mask. Objects never share a voxel: a mask loses what another object
-already holds. ``undo`` restores the exact 3D mask before the last interaction.
+slice alone (a small disc): the structure under it is another one. A negative click in the core
+of a propagated slice's mask says "not on this slice", and a click that leaves its slice empty
+ends the object there: what lies beyond it, away from the confirmed slices, is removed. A
+negative click near the outline, or on a confirmed slice, edits that mask. Objects never share
+a voxel: a mask loses what another object already holds. ``undo`` restores the exact 3D mask
+before the last interaction.
 
 Slice coordinates are (x, y) pixels; ``index`` runs along the embeddings' axis.
 """
