@@ -20,6 +20,7 @@ import torch
 
 import napari_sammed as ns
 from napari_sammed.core.io.read import read_volume
+from napari_sammed.core.io.tables import markdown_table
 from napari_sammed.core.io.windowing import resolve_window
 from napari_sammed.core.jobs.simulate import simulate, summary
 from napari_sammed.core.volume.metrics import dice
@@ -44,7 +45,7 @@ def embedded(engine, data, window: str):
     return store, time.perf_counter() - started
 
 
-def protocol_rows(engine, args) -> tuple[list[str], dict]:
+def protocol_rows(engine, args) -> tuple[list[list], dict]:
     rows, means = [], {}
     for name in SAMPLES:
         volume, labels, window = load(name)
@@ -53,10 +54,8 @@ def protocol_rows(engine, args) -> tuple[list[str], dict]:
         for mode, incremental in (("incremental", True), ("from scratch", False)):
             runs = simulate(store, labels, volume.spacing, classes, args.clicks, incremental)
             means[(name, mode)] = summary(runs) | {"slowest": max(max(r.seconds[1:], default=0.0) for r in runs)}
-            for run in runs:
-                rows.append(f"| {name} | {ORGANS.get(run.class_id, run.class_id)} | {mode} | "
-                            + " | ".join(f"{d:.3f}" for d in run.dice)
-                            + f" | {run.dsc_auc:.2f} | {run.nsd[-1]:.3f} | {np.mean(run.seconds[1:]):.2f} |")
+            rows += [[name, ORGANS.get(run.class_id, run.class_id), mode, *(f"{d:.3f}" for d in run.dice),
+                      f"{run.dsc_auc:.2f}", f"{run.nsd[-1]:.3f}", f"{np.mean(run.seconds[1:]):.2f}"] for run in runs]
         fresh = []  # each class on a volume nobody embedded yet: its interactions embed what they need
         for class_id in classes[: args.fresh_classes]:
             store = ns.VolumeEmbeddings(engine, volume.data, resolve_window(volume.data, window), "z")
@@ -67,7 +66,7 @@ def protocol_rows(engine, args) -> tuple[list[str], dict]:
     return rows, means
 
 
-def first_guess_rows(engine, args) -> list[str]:
+def first_guess_rows(engine, args) -> list[list]:
     """Per class: 3D Dice of a propagation from the reference's middle slice, per window."""
     rows = []
     for name in SAMPLES:
@@ -84,9 +83,9 @@ def first_guess_rows(engine, args) -> list[str]:
                 scores.setdefault(class_id, {})[window] = dice(annotator.paint(class_id, middle, truth[middle]), truth)
         for class_id, by_window in scores.items():
             cells = [f"{by_window[w]:.3f}" if w in by_window else "" for w in WINDOWS["CT"]]
-            rows.append(f"| {name} | {ORGANS.get(class_id, class_id)} | " + " | ".join(cells) + " |")
+            rows.append([name, ORGANS.get(class_id, class_id), *cells])
         means = [np.mean([v[w] for v in scores.values()]) if w in WINDOWS[name] else None for w in WINDOWS["CT"]]
-        rows.append(f"| {name} | **mean** | " + " | ".join("" if m is None else f"**{m:.3f}**" for m in means) + " |")
+        rows.append([name, "**mean**", *("" if m is None else f"**{m:.3f}**" for m in means)])
     return rows
 
 
@@ -101,27 +100,23 @@ def main() -> None:
     engine = ns.SliceEngine(ns.load_model(device=args.device))
     print(f"LiteMedSAM on {args.device}, {torch.get_num_threads()} threads\n")
     rows, means = protocol_rows(engine, args)
-    steps = " | ".join(["box", *(f"click {i}" for i in range(1, args.clicks + 1))])
-    print(f"| volume | class | 3D update | {steps} | DSC_AUC | final NSD | s/click |")
-    print("|---|---|---|" + "---:|" * (args.clicks + 4))
-    print("\n".join(rows))
-    print("\n| volume | 3D update | Dice after box | final Dice | DSC_AUC | final NSD | s/interaction (embedded) "
-          "| slowest click |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
-    for (name, mode), s in means.items():
-        if mode != "fresh":
-            print(f"| {name} | {mode} | {s['dice_box']:.3f} | {s['dice_final']:.3f} | {s['dsc_auc']:.2f} | "
-                  f"{s['nsd_final']:.3f} | {s['seconds']:.2f} | {s['slowest']:.2f} |")
-    print("\n| volume | s/interaction, slices embedded on demand | slowest interaction | embedding the whole volume |")
-    print("|---|---:|---:|---:|")
-    for (name, mode), s in means.items():
-        if mode == "fresh":
-            print(f"| {name} | {s['seconds']:.2f} | {s['first']:.2f} | {s['embed_all']:.1f} s |")
+    steps = ["box", *(f"click {i}" for i in range(1, args.clicks + 1))]
+    print(markdown_table(["volume", "class", "3D update", *steps, "DSC_AUC", "final NSD", "s/click"], rows, left=3))
+    print()
+    print(markdown_table(
+        ["volume", "3D update", "Dice after box", "final Dice", "DSC_AUC", "final NSD", "s/interaction (embedded)",
+         "slowest click"],
+        [[name, mode, f"{s['dice_box']:.3f}", f"{s['dice_final']:.3f}", f"{s['dsc_auc']:.2f}", f"{s['nsd_final']:.3f}",
+          f"{s['seconds']:.2f}", f"{s['slowest']:.2f}"] for (name, mode), s in means.items() if mode != "fresh"],
+        left=2))
+    fresh = [[name, f"{s['seconds']:.2f}", f"{s['first']:.2f}", f"{s['embed_all']:.1f} s"]
+             for (name, mode), s in means.items() if mode == "fresh"]
+    if fresh:
+        print()
+        print(markdown_table(["volume", "s/interaction, slices embedded on demand", "slowest interaction",
+                              "embedding the whole volume"], fresh))
     print("\nFirst guess: reference mask on the middle slice as the only seed, no z-range (3D Dice)\n")
-    print("| volume | class | " + " | ".join(WINDOWS["CT"]) + " |")
-    print("|---|---|" + "---:|" * len(WINDOWS["CT"]))
-    print("\n".join(first_guess_rows(engine, args)))
-
+    print(markdown_table(["volume", "class", *WINDOWS["CT"]], first_guess_rows(engine, args), left=2))
 
 if __name__ == "__main__":
     main()

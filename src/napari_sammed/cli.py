@@ -55,6 +55,8 @@ def _engine(args):
     from .core.engine.slice_engine import SliceEngine
     from .core.model.load import load_model
 
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size {args.batch_size}: give 1 or more")
     model = load_model(args.checkpoint, device=args.device, dtype=args.dtype, kind=args.kind)
     return SliceEngine(model, batch_size=args.batch_size)
 
@@ -338,6 +340,8 @@ def cmd_simulate(args) -> int:
     classes = parse_ids(args.classes, "--classes")
     if args.clicks < 0:
         raise ValueError(f"--clicks {args.clicks}: give 0 or more")
+    if args.csv and Path(args.csv).is_dir():
+        raise ValueError(f"--csv {args.csv}: that is a folder; give a file name")
     if args.csv and Path(args.csv).exists() and not args.overwrite:
         raise FileExistsError(f"{args.csv} exists; pass --overwrite to replace it")
     engine = _engine(args)

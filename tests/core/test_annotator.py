@@ -208,3 +208,33 @@ def test_a_clicks_correction_spreads_only_through_slices_with_the_same_error_at_
         spread += len(set(ann.changed) - {click.z})
         before = after
     assert spread > 0  # some click did reach other slices
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda a: a.box(1, 2, (100, 100, 200, 200)), "outside the slice"),
+    (lambda a: a.box(1, 2, (0, 0, np.nan, 10)), "four finite numbers"),
+    (lambda a: a.box(1, 2, (0, 0, 10)), "four finite numbers"),
+    (lambda a: a.box(1, 2, (4, 4, 20, 20), z_range=(4,)), "first slice, last slice"),
+    (lambda a: a.box(0, 2, (4, 4, 20, 20)), "start at 1"),
+    (lambda a: a.box(1.5, 2, (4, 4, 20, 20)), "whole number"),
+    (lambda a: a.click(1, 2, np.nan, 5), "outside the slice"),
+    (lambda a: a.click(1, 2, -5, 5), "outside the slice"),
+    (lambda a: a.click(-3, 2, 5, 5), "start at 1"),
+    (lambda a: a.click(1, 2.7, 5, 5), "whole number"),
+    (lambda a: a.paint(1, 2, np.full((32, 32), np.nan)), "boolean"),
+    (lambda a: a.load(1, np.zeros((6, 32, 32), bool), confirmed=[99]), "outside the volume"),
+])
+def test_bad_input_is_one_clear_error_and_changes_nothing(call, message):
+    ann = ns.VolumeAnnotator(StubEmbeddings(HugeClickEngine()))
+    before = ann.box(1, 2, (10, 10, 16, 16), z_range=(1, 4))
+    with pytest.raises(ValueError, match=message):
+        call(ann)
+    assert np.array_equal(ann.mask(1), before) and ann.confirmed(1) == [2]
+    assert ann.undo() == 1 and ann.undo() is None  # the failed call left no step behind
+
+
+def test_loaded_objects_never_share_voxels_with_others():
+    ann = ns.VolumeAnnotator(StubEmbeddings(HugeClickEngine()))
+    first = ann.box(1, 2, (10, 10, 16, 16), z_range=(1, 4))
+    ann.load(2, first, confirmed=[2])  # the same voxels, claimed by another object
+    assert not (ann.mask(2) & ann.mask(1)).any() and np.array_equal(ann.mask(1), first)

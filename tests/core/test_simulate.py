@@ -98,3 +98,25 @@ def test_simulate_command_refuses_bad_input_in_one_line(tmp_path):
     other = _run(str(image), str(PACKAGE_DATA / "example_seg.nii.gz"), "--kind", "weight-free")
     assert other.returncode == 2 and "shape" in other.stderr
     assert "Traceback" not in missing.stderr + other.stderr
+
+
+def _nifti(path, data):
+    import nibabel as nib
+
+    nib.Nifti1Image(np.asarray(data), np.eye(4)).to_filename(str(path))
+    return str(path)
+
+
+@pytest.mark.parametrize("labels, args, message", [
+    (np.zeros((6, 24, 24), np.uint8), [], "hold no class"),
+    (np.full((6, 24, 24), 0.3, np.float32), [], "whole numbers"),
+    (-cube((6, 24, 24), (1, 4, 4), (5, 12, 12)).astype(np.int16), [], "whole numbers"),
+    (cube((6, 24, 24), (1, 4, 4), (5, 12, 12)).astype(np.uint8), ["--batch-size", "-3"], "--batch-size -3"),
+    (cube((6, 24, 24), (1, 4, 4), (5, 12, 12)).astype(np.uint8), ["--csv", "."], "is a folder"),
+])
+def test_simulate_refuses_bad_labels_and_options_before_any_work(tmp_path, labels, args, message):
+    image = _nifti(tmp_path / "image.nii.gz", np.random.default_rng(0).normal(size=(6, 24, 24)).astype(np.float32))
+    result = _run(image, _nifti(tmp_path / "labels.nii.gz", labels), "--kind", "weight-free", *args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

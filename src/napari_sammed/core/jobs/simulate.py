@@ -22,6 +22,7 @@ import numpy as np
 
 from ..engine.slice_engine import SliceEngine
 from ..io.read import read_volume
+from ..io.tables import markdown_table
 from ..io.windowing import resolve_window
 from ..volume.annotator import VolumeAnnotator
 from ..volume.embeddings import VolumeEmbeddings
@@ -96,7 +97,9 @@ def simulate(embeddings: VolumeEmbeddings, labels: np.ndarray, spacing, classes:
     if embeddings.axis != 0:
         raise ValueError("the protocol runs along z (axis 0)")
     present = [int(v) for v in np.unique(labels) if v != 0]
-    wanted = present if classes is None else list(classes)
+    if not present:
+        raise ValueError("the labels hold no class (every voxel is 0)")
+    wanted = present if classes is None else list(dict.fromkeys(classes))
     missing = sorted(set(wanted) - set(present))
     if missing:
         raise ValueError(f"class(es) {', '.join(map(str, missing))} not in the labels (present: "
@@ -119,6 +122,12 @@ def simulate_files(image: str | Path, labels: str | Path, engine: SliceEngine, w
         raise ValueError(f"{image}: the protocol needs a 3D image, got shape {volume.data.shape}")
     if reference.data.shape != volume.data.shape:
         raise ValueError(f"{labels}: labels have shape {reference.data.shape}, the image {volume.data.shape}")
+    values = np.unique(reference.data)
+    if not np.all(np.mod(values, 1) == 0) or values.min() < 0:
+        raise ValueError(f"{labels}: labels must be whole numbers, 0 for background and class ids from 1 "
+                         f"(found {values[:5].tolist()}{' ...' if len(values) > 5 else ''})")
+    if np.issubdtype(volume.data.dtype, np.floating) and not np.all(np.isfinite(volume.data)):
+        raise ValueError(f"{image}: the image has NaN or infinite voxels")
     resolved = resolve_window(volume.data, window)
     embeddings = VolumeEmbeddings(engine, volume.data, resolved, "z", cache_dir)
     runs = simulate(embeddings, reference.data, volume.spacing, classes, clicks, incremental, progress)
@@ -141,17 +150,13 @@ def format_table(runs: list[ClassRun]) -> str:
     """A Markdown table: Dice after each step, DSC_AUC, NSD final/AUC, seconds per interaction."""
     steps = len(runs[0].dice) if runs else 0
     head = ["class", "box", *(f"click {i}" for i in range(1, steps)), "DSC_AUC", "NSD", "NSD_AUC", "s/interaction"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
-    for r in runs:
-        cells = [str(r.class_id), *(f"{d:.3f}" for d in r.dice), f"{r.dsc_auc:.2f}", f"{r.nsd[-1]:.3f}",
-                 f"{r.nsd_auc:.2f}", f"{np.mean(r.seconds):.2f}"]
-        lines.append("| " + " | ".join(cells) + " |")
+    rows = [[r.class_id, *(f"{d:.3f}" for d in r.dice), f"{r.dsc_auc:.2f}", f"{r.nsd[-1]:.3f}", f"{r.nsd_auc:.2f}",
+             f"{np.mean(r.seconds):.2f}"] for r in runs]
     if runs:
         s = summary(runs)
-        means = [f"{np.mean([r.dice[i] for r in runs]):.3f}" for i in range(steps)]
-        lines.append("| **mean** | " + " | ".join([*means, f"{s['dsc_auc']:.2f}", f"{s['nsd_final']:.3f}",
-                                                    f"{s['nsd_auc']:.2f}", f"{s['seconds']:.2f}"]) + " |")
-    return "\n".join(lines)
+        rows.append(["**mean**", *(f"{np.mean([r.dice[i] for r in runs]):.3f}" for i in range(steps)),
+                     f"{s['dsc_auc']:.2f}", f"{s['nsd_final']:.3f}", f"{s['nsd_auc']:.2f}", f"{s['seconds']:.2f}"])
+    return markdown_table(head, rows, left=0)
 
 
 def to_csv(runs: list[ClassRun]) -> str:

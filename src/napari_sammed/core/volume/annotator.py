@@ -33,6 +33,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..engine.slice_engine import Prediction, Prompt
+from . import interaction_checks as checks
 from .propagation import (
     Propagation,
     PropagationSettings,
@@ -103,9 +104,9 @@ class VolumeAnnotator:
     def box(self, object_id: int, index: int, box, z_range: tuple[int, int] | None = None) -> np.ndarray:
         """A box (x0, y0, x1, y1) on slice ``index``; ``z_range`` (first, last slice) bounds the
         object, as a 3D box does. Clicks given earlier on that slice are dropped. -> 3D mask."""
-        index = self._check_index(index)
-        z_range = self._check_z_range(z_range, index)
-        box = np.asarray(box, float).reshape(4)
+        object_id, index = checks.object_id(object_id), self._check_index(index)
+        z_range = checks.z_range(z_range, index, self.n_slices)
+        box = checks.box(box, self.slice_shape)
         with self._interaction(object_id) as obj:
             if z_range is not None:
                 obj.z_range = z_range
@@ -115,7 +116,8 @@ class VolumeAnnotator:
 
     def click(self, object_id: int, index: int, x: float, y: float, positive: bool = True) -> np.ndarray:
         """A positive (object here) or negative (not here) click at (x, y) on slice ``index``."""
-        index = self._check_index(index)
+        object_id, index = checks.object_id(object_id), self._check_index(index)
+        x, y = checks.point(x, y, self.slice_shape)
         with self._interaction(object_id) as obj:
             if not positive and index not in obj.confirmed and _deep_inside(obj.masks.get(index), x, y):
                 # "not on this slice": the object ends here (a propagation that ran past it)
@@ -141,9 +143,9 @@ class VolumeAnnotator:
               by_hand: bool = True) -> np.ndarray:
         """Slice ``index`` set to ``mask`` (H, W) as it is, and confirmed: drawn by hand, or
         (``by_hand=False``) a model's mask the user accepted. ``z_range`` as for :meth:`box`."""
-        index = self._check_index(index)
-        mask = self._check_mask(mask)
-        z_range = self._check_z_range(z_range, index)
+        object_id, index = checks.object_id(object_id), self._check_index(index)
+        mask = checks.mask(mask, self.slice_shape)
+        z_range = checks.z_range(z_range, index, self.n_slices)
         with self._interaction(object_id) as obj:
             if z_range is not None:
                 obj.z_range = z_range
@@ -177,13 +179,17 @@ class VolumeAnnotator:
     def load(self, object_id: int, mask: np.ndarray, confirmed=()) -> None:
         """Start from an existing 3D mask (volume order), e.g. a labels layer; the ``confirmed``
         slices count as painted. Not an undoable interaction."""
-        stack = np.moveaxis(np.asarray(mask, bool), self.embeddings.axis, 0)
-        if stack.shape != (self.n_slices, *self.slice_shape):
-            raise ValueError(f"mask of shape {np.shape(mask)} does not fit the volume")
+        object_id = checks.object_id(object_id)
+        shape = list(self.slice_shape)
+        shape.insert(self.embeddings.axis, self.n_slices)
+        stack = np.moveaxis(checks.mask(mask, tuple(shape), "a 3D mask"), self.embeddings.axis, 0)
+        confirmed = {self._check_index(k) for k in confirmed}
         obj = self.objects[object_id] = _Object()
         for index in np.flatnonzero(stack.any(axis=(1, 2))):
-            obj.masks[int(index)] = stack[index].copy()
-        obj.confirmed = {int(k): _Confirmed(painted=True) for k in confirmed}
+            kept = stack[index] & ~self._others(object_id, int(index))  # objects never share a voxel
+            if kept.any():
+                obj.masks[int(index)] = kept
+        obj.confirmed = {k: _Confirmed(painted=True) for k in confirmed}
         self._history = [s for s in self._history if s.object_id != object_id]
 
     # ---- the update ----------------------------------------------------------------------
@@ -214,7 +220,9 @@ class VolumeAnnotator:
             points, labels = np.array(confirmed.points, float), np.array(confirmed.labels, int)
         if confirmed.box is None and confirmed.base is not None:
             mask_input = self.engine.mask_prompt(confirmed.base)
-        prompt = Prompt(points, labels, confirmed.box, mask_input)
+        return self._predict(index, Prompt(points, labels, confirmed.box, mask_input))
+
+    def _predict(self, index: int, prompt: Prompt) -> Prediction:
         return self.engine.predict_batch(self.embeddings.get(index), self.slice_shape, [prompt])[0]
 
     def _walk(self, object_id: int, start: int, step: int, cue: tuple[float, float, bool] | None = None) -> None:
@@ -237,7 +245,7 @@ class VolumeAnnotator:
                 return
             self._embed_ahead(index, step, first if step < 0 else last)
             prompt = next_slice_prompt(self.engine, self.settings, mask, low)
-            prediction = self.engine.predict_batch(self.embeddings.get(index), self.slice_shape, [prompt])[0]
+            prediction = self._predict(index, prompt)
             known = obj.z_range is not None and self.trust_z_range
             if judge(prediction, mask_iou(prediction.mask, reference), self._in_range if known else self.settings):
                 self._cut(object_id, index - step, step)
@@ -323,7 +331,7 @@ class VolumeAnnotator:
         if confirmed is None or not confirmed.painted:
             return mask
         prompt = next_slice_prompt(self.engine, self.settings, mask, self._low(obj, index), interior=False)
-        rendered = self.engine.predict_batch(self.embeddings.get(index), self.slice_shape, [prompt])[0].mask
+        rendered = self._predict(index, prompt).mask
         return rendered if rendered.any() else mask
 
     def _others(self, object_id: int, index: int) -> np.ndarray:
@@ -343,25 +351,8 @@ class VolumeAnnotator:
         if todo:
             self.embeddings.compute(todo)
 
-    def _check_index(self, index: int) -> int:
-        index = int(index)
-        if not 0 <= index < self.n_slices:
-            raise ValueError(f"slice {index} is outside the volume (0-{self.n_slices - 1})")
-        return index
-
-    def _check_z_range(self, z_range, index: int) -> tuple[int, int] | None:
-        if z_range is None:
-            return None
-        first, last = sorted(self._check_index(k) for k in z_range)
-        if not first <= index <= last:
-            raise ValueError(f"slice {index} lies outside the z-range {first}-{last}")
-        return first, last
-
-    def _check_mask(self, mask: np.ndarray) -> np.ndarray:
-        mask = np.asarray(mask, bool)
-        if mask.shape != self.slice_shape:
-            raise ValueError(f"mask of shape {mask.shape} does not fit slices of {self.slice_shape}")
-        return mask
+    def _check_index(self, index) -> int:
+        return checks.slice_index(index, self.n_slices)
 
 
 def _with_disc(mask: np.ndarray | None, shape: tuple[int, int], x: float, y: float, positive: bool) -> np.ndarray:
