@@ -25,6 +25,7 @@ def object_id(value) -> int:
 
 
 def slice_index(value, n_slices: int) -> int:
+    """A slice index: a whole number in [0, n_slices)."""
     index = whole_number(value, "a slice index")
     if not 0 <= index < n_slices:
         raise ValueError(f"slice {index} is outside the volume (0-{n_slices - 1})")
