@@ -11,19 +11,20 @@ from tests.napari.conftest import draw_box_around, go_to_slice, open_segment_doc
 
 pytestmark = pytest.mark.gui
 KIDNEY_RIGHT = 2  # slices 0-18 of the sample CT; propagation from 9 shrinks it on 0-6
+SPLEEN = 1
 
 
-def kidney_dock(viewer):
-    """The dock opened from the Plugins menu with LiteMedSAM, an empty labels layer, object 2."""
+def kidney_dock(viewer, organ=KIDNEY_RIGHT):
+    """The dock opened from the Plugins menu with LiteMedSAM, an empty labels layer, ``organ``."""
     widget = open_segment_dock(viewer, BUNDLED)
     image = viewer.layers["CT"]
     widget.image.value = image
     widget.window.value = "ct-abdomen"
-    truth = np.asarray(viewer.layers["CT reference labels"].data) == KIDNEY_RIGHT
+    truth = np.asarray(viewer.layers["CT reference labels"].data) == organ
     target = viewer.add_labels(np.zeros(image.data.shape, np.int32), name="annotations", scale=image.scale)
     widget.target.reset_choices()
     widget.target.value = target
-    widget.object_id.value = KIDNEY_RIGHT
+    widget.object_id.value = organ
     return widget, image, truth, target
 
 
@@ -89,3 +90,24 @@ def test_auto_update_off_keeps_the_one_slice_behaviour_and_a_z_range_bounds_the_
     target.selected_label = KIDNEY_RIGHT  # painting by hand confirms the slice
     target.paint((11, 40, 60), KIDNEY_RIGHT)
     assert 11 in confirmed_slices(target, "z", KIDNEY_RIGHT)
+
+
+def test_propagate_again_re_predicts_from_the_confirmed_slices(ct_viewer, qtbot):
+    widget, image, truth, target = kidney_dock(ct_viewer, SPLEEN)  # slices 0-29; too small on 19-29
+    widget.auto_3d.value = False  # the one-slice behaviour: corrections wait for Propagate
+    box_and_accept(widget, qtbot, ct_viewer, truth, 15)
+    widget.propagation.propagate()
+    wait_for_worker(qtbot, widget)
+    first = target.data.copy()
+    assert (first[20:25] == SPLEEN).any(axis=(1, 2)).all()  # propagated, not confirmed
+    box_and_accept(widget, qtbot, ct_viewer, truth, 24)  # a fix where the propagation fell short
+    fixed = target.data.copy()
+    assert confirmed_slices(target, "z", SPLEEN) == [15, 24]
+    widget.propagation.propagate()  # from slices 15 and 24 only: their neighbours are re-predicted
+    wait_for_worker(qtbot, widget)
+    again = target.data.copy()
+    assert np.array_equal(again[15], fixed[15]) and np.array_equal(again[24], fixed[24])
+    assert not np.array_equal(again[21:24], fixed[21:24])  # before, labelled slices were never re-predicted
+    assert dice(again == SPLEEN, truth) > dice(first == SPLEEN, truth)
+    target.undo()  # one step
+    np.testing.assert_array_equal(target.data, fixed)

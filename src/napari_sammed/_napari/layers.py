@@ -77,14 +77,17 @@ def write_mask(labels_layer, mask: np.ndarray, axis: int | None, index: int, val
     rows, cols = np.nonzero(writable)
     if rows.size == 0:
         return 0
-    if axis is None:
-        indices = (rows, cols)
-    else:
-        parts = [rows, cols]
-        parts.insert(axis, np.full(rows.shape, index))
-        indices = tuple(parts)
-    labels_layer.data_setitem(indices, value)
+    labels_layer.data_setitem(plane_indices(axis, index, rows, cols), value)
     return int(rows.size)
+
+
+def plane_indices(axis: int | None, index: int, rows: np.ndarray, cols: np.ndarray) -> tuple:
+    """(rows, cols) of slice ``index`` along ``axis`` as fancy indices into the layer's array."""
+    if axis is None:
+        return rows, cols
+    parts = [rows, cols]
+    parts.insert(axis, np.full(rows.shape, index))
+    return tuple(parts)
 
 
 def layer_choice(viewer, label: str, kind: type, nullable: bool = False) -> ComboBox:

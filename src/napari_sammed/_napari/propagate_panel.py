@@ -1,8 +1,9 @@
 """Propagate panel of the segment dock: seeds from the labels layer, a worker, one undo step, QC plot.
 
-Seeds are every slice (along the dock's slice axis) where an object already has voxels, so
-hand-painted slices and earlier results are kept and never re-predicted. If the current object
-has no voxels yet, the current preview is its seed. Negative clicks in "SAM points" on slices
+Seeds are an object's confirmed slices (accepted or painted by hand, on record in the labels
+layer's metadata): the slices the run reaches are re-predicted and replace what was there. An
+object with no confirmed slices on record seeds from every slice where it has voxels (kept, never
+re-predicted). If the current object has no voxels yet, the current preview is its seed. Negative clicks in "SAM points" on slices
 that are not seeds are stop markers. Results stream into the preview layer while the worker
 runs and are written into the labels layer at the end - or at Cancel - as one undo step.
 """
@@ -16,7 +17,7 @@ from napari.utils.notifications import show_info
 
 from ..core.volume.propagation import Propagation, PropagationSettings, seeds_from_labels
 from .interactive import add_confirmed, confirmed_slices
-from .layers import POINTS, PREVIEW, in_plane, slice_index_of, slice_key, write_mask
+from .layers import POINTS, PREVIEW, in_plane, plane_indices, slice_index_of, slice_key, write_mask
 from .qc_plot import QCPlot
 
 CURRENT, ALL = "current object", "all objects"
@@ -29,6 +30,7 @@ class PropagatePanel(Container):
         super().__init__(labels=True)
         self.session = session
         self.running: Propagation | None = None
+        self.replacing: set[int] = set()  # objects re-propagated from their confirmed slices
         self.last_result: Propagation | None = None
         self.scope = ComboBox(label="propagate", choices=[CURRENT, ALL], value=CURRENT)
         self.direction = ComboBox(label="direction", choices=["both", "forward", "backward"], value="both")
@@ -54,6 +56,13 @@ class PropagatePanel(Container):
         session = self.session
         current = int(session.object_id)
         seeds = seeds_from_labels(np.asarray(layer.data), axis, None if self.scope.value == ALL else [current])
+        self.replacing = set()
+        for object_id, per_slice in seeds.items():  # an object with confirmed slices starts from those only
+            confirmed = set(confirmed_slices(layer, session.axis_name, object_id))
+            mine = {k: m for k, m in per_slice.items() if k in confirmed}
+            if mine:
+                seeds[object_id] = mine
+                self.replacing.add(object_id)
         preview = session.preview_here()
         if self.scope.value == CURRENT and current not in seeds and preview is not None:
             seeds[current] = {preview.index: preview.prediction.mask}
@@ -130,6 +139,11 @@ class PropagatePanel(Container):
         with self.session.interactive.model_writes(), layer.block_history():
             for object_id in sorted(result.masks):
                 for index, mask in sorted(result.masks[object_id].items()):
+                    if object_id in self.replacing:  # a re-propagated slice replaces the old one
+                        old = np.asarray(layer.data[slice_key(axis, index, layer.data.ndim)]) == object_id
+                        rows, cols = np.nonzero(old & ~mask)
+                        if rows.size:
+                            layer.data_setitem(plane_indices(axis, index, rows, cols), 0)
                     written += write_mask(layer, mask, axis, index, object_id, overwrite=overwrite)
         axis_name = self.session.axis_name
         for object_id, per_slice in seeds.items():  # the user's slices, unless already on record
@@ -154,3 +168,4 @@ class PropagatePanel(Container):
         index = int(np.clip(index, 0, layer.data.shape[axis] - 1))
         world = layer.data_to_world([index if i == axis else 0 for i in range(layer.ndim)])
         session.viewer.dims.set_point(session.viewer.dims.ndim - layer.ndim + axis, world[axis])
+
