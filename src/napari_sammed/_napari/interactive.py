@@ -84,8 +84,7 @@ class Interactive3D:
             return
         for object_id, slices in painted_slices(atoms, axis).items():
             add_confirmed(layer, self.session.axis_name, object_id, slices)
-        for listener in self.session.on_confirmed:
-            listener()
+        self.session.confirmed_changed()
 
     def applies(self, layer, object_id: int, index: int) -> bool:
         """Whether accepting slice ``index`` updates the object in 3D: it already has voxels on
@@ -136,5 +135,4 @@ class Interactive3D:
                 layer.data_setitem(np.nonzero(add), object_id)
         add_confirmed(layer, self.session.axis_name, object_id, [index])
         self.session.record(layer)
-        for listener in self.session.on_confirmed:
-            listener()
+        self.session.confirmed_changed()

@@ -67,12 +67,18 @@ def slice_key(axis: int | None, index: int, ndim: int) -> tuple:
 
 
 def write_mask(labels_layer, mask: np.ndarray, axis: int | None, index: int, value: int,
-               overwrite: bool = False) -> int:
+               overwrite: bool = False, replace: bool = False) -> int:
     """Paint ``mask`` (the slice plane) into ``labels_layer`` with napari's undo history.
 
-    Voxels of other objects are kept unless ``overwrite``. Returns the number of voxels written.
+    Voxels of other objects are kept unless ``overwrite``; with ``replace`` the object's voxels
+    outside ``mask`` on this slice are cleared first. Returns the number of voxels painted.
     """
     current = np.asarray(labels_layer.data[slice_key(axis, index, labels_layer.data.ndim)])
+    if replace:
+        rows, cols = np.nonzero((current == value) & ~mask)
+        if rows.size:
+            labels_layer.data_setitem(plane_indices(axis, index, rows, cols), 0)
+            current = np.asarray(labels_layer.data[slice_key(axis, index, labels_layer.data.ndim)])
     writable = mask & ((current == 0) | (current == value) | bool(overwrite)) & (current != value)
     rows, cols = np.nonzero(writable)
     if rows.size == 0:

@@ -3,9 +3,10 @@
 Seeds are an object's confirmed slices (accepted or painted by hand, on record in the labels
 layer's metadata): the slices the run reaches are re-predicted and replace what was there. An
 object with no confirmed slices on record seeds from every slice where it has voxels (kept, never
-re-predicted). If the current object has no voxels yet, the current preview is its seed. Negative clicks in "SAM points" on slices
-that are not seeds are stop markers. Results stream into the preview layer while the worker
-runs and are written into the labels layer at the end - or at Cancel - as one undo step.
+re-predicted). If the current object has no voxels yet, the current preview is its seed.
+Negative clicks in "SAM points" on slices that are not seeds are stop markers. Results stream
+into the preview layer while the worker runs and are written into the labels layer at the end -
+or at Cancel - as one undo step.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from napari.utils.notifications import show_info
 
 from ..core.volume.propagation import Propagation, PropagationSettings, seeds_from_labels
 from .interactive import add_confirmed, confirmed_slices
-from .layers import POINTS, PREVIEW, in_plane, plane_indices, slice_index_of, slice_key, write_mask
+from .layers import POINTS, PREVIEW, in_plane, slice_index_of, slice_key, write_mask
 from .qc_plot import QCPlot
 
 CURRENT, ALL = "current object", "all objects"
@@ -138,13 +139,9 @@ class PropagatePanel(Container):
         overwrite = bool(self.session.overwrite)
         with self.session.interactive.model_writes(), layer.block_history():
             for object_id in sorted(result.masks):
+                replace = object_id in self.replacing  # a re-propagated slice replaces the old one
                 for index, mask in sorted(result.masks[object_id].items()):
-                    if object_id in self.replacing:  # a re-propagated slice replaces the old one
-                        old = np.asarray(layer.data[slice_key(axis, index, layer.data.ndim)]) == object_id
-                        rows, cols = np.nonzero(old & ~mask)
-                        if rows.size:
-                            layer.data_setitem(plane_indices(axis, index, rows, cols), 0)
-                    written += write_mask(layer, mask, axis, index, object_id, overwrite=overwrite)
+                    written += write_mask(layer, mask, axis, index, object_id, overwrite=overwrite, replace=replace)
         axis_name = self.session.axis_name
         for object_id, per_slice in seeds.items():  # the user's slices, unless already on record
             if not confirmed_slices(layer, axis_name, object_id):
@@ -156,8 +153,7 @@ class PropagatePanel(Container):
         self.status.value = f"{n_slices} slices, {written} voxels written (Ctrl+Z undoes all)"
         self.plot.canvas.setVisible(True)
         self.plot.show(result.trace, seeds)
-        for listener in self.session.on_confirmed:
-            listener()
+        self.session.confirmed_changed()
 
     def jump_to(self, index: int) -> None:
         session = self.session

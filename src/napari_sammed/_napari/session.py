@@ -93,6 +93,11 @@ class Session:
         first, last = self.z_ranges.get(int(object_id), [None, None])
         return None if first is None or last is None else (min(first, last), max(first, last))
 
+    def confirmed_changed(self) -> None:
+        """Tell the ``on_confirmed`` listeners that confirmed slices changed."""
+        for listener in self.on_confirmed:
+            listener()
+
     def volume_embeddings(self) -> VolumeEmbeddings:
         """Embeddings for the current (image, window, axis, model); rebuilt when any changes.
 

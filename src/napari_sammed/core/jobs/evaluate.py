@@ -27,6 +27,7 @@ from ..engine.frame import nearest_indices
 from ..engine.slice_engine import Prediction, SliceEngine
 from ..io.inputs import InputError, Sammed2dTest, load_json
 from ..io.paths import dataset_entry
+from ..volume.metrics import dice
 
 FRAME = 256
 PROMPT_MODES = ("bbox", "1pt", "3pt", "5pt")
@@ -146,12 +147,6 @@ def predict_mode(engine: SliceEngine, embedding, truth: np.ndarray, mode: str, r
     return prediction
 
 
-def dice_score(prediction: np.ndarray, truth: np.ndarray) -> float:
-    """Dice of two boolean masks (1.0 when both are empty)."""
-    total = prediction.sum() + truth.sum()
-    return 1.0 if total == 0 else 2.0 * float((prediction & truth).sum()) / float(total)
-
-
 def evaluate(
     dataset: str | Path,
     engine: SliceEngine,
@@ -183,7 +178,7 @@ def evaluate(
             rng = np.random.default_rng([seed, n, PROMPT_MODES.index(mode) if mode in PROMPT_MODES else len(mode)])
             prediction = predict_mode(engine, embedding, framed_truth, mode, rng)
             logits = frame.back(prediction.logits)
-            scores.append(MaskScore(item.mask.name, item.class_name, mode, dice_score(logits > 0, truth)))
+            scores.append(MaskScore(item.mask.name, item.class_name, mode, dice(logits > 0, truth)))
         if progress is not None:
             progress(n + 1, len(items))
     return scores
