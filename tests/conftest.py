@@ -61,25 +61,32 @@ def _nifti(name: str):
     return nib.load(str(PACKAGE_DATA / name))
 
 
+def displayed(path) -> np.ndarray:
+    """A NIfTI file's voxels as napari shows them (radiological order), like every reader path."""
+    from napari_sammed.core.io.read import read_volume
+
+    return read_volume(path).data
+
+
 @pytest.fixture(scope="session")
 def ct_volume() -> np.ndarray:
     """Real CT (Z, Y, X) int16 HU."""
-    return np.ascontiguousarray(np.asarray(_nifti("example_ct_sm.nii.gz").dataobj).T)
+    return displayed(PACKAGE_DATA / "example_ct_sm.nii.gz")
 
 
 @pytest.fixture(scope="session")
 def ct_labels() -> np.ndarray:
-    return np.ascontiguousarray(np.asarray(_nifti("example_seg.nii.gz").dataobj).T)
+    return displayed(PACKAGE_DATA / "example_seg.nii.gz")
 
 
 @pytest.fixture(scope="session")
 def mr_volume() -> np.ndarray:
-    return np.ascontiguousarray(np.asarray(_nifti("example_mr_sm.nii.gz").dataobj).T)
+    return displayed(PACKAGE_DATA / "example_mr_sm.nii.gz")
 
 
 @pytest.fixture(scope="session")
 def mr_labels() -> np.ndarray:
-    return np.ascontiguousarray(np.asarray(_nifti("example_seg_mr.nii.gz").dataobj).T)
+    return displayed(PACKAGE_DATA / "example_seg_mr.nii.gz")
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:

@@ -7,19 +7,22 @@ import pytest
 from scipy import ndimage as ndi
 
 import napari_sammed as ns
+from napari_sammed.core.io.orientation import to_source
 from napari_sammed.core.io.windowing import resolve_window
 from napari_sammed.core.volume.embeddings import VolumeEmbeddings
 from tests.conftest import bbox_xyxy, dice
 
 KIDNEY_RIGHT, KIDNEY_LEFT, LIVER, SPLEEN = 2, 3, 5, 1
+STORED = ("R", "A", "S")  # the sample CT's own voxel order: the slice numbers below count in it
 
 
 @pytest.fixture(scope="module")
 def ct(ct_volume, ct_labels):
     engine = ns.SliceEngine(ns.load_model(device="cpu"))
-    store = VolumeEmbeddings(engine, ct_volume, resolve_window(ct_volume, "ct-abdomen"), "z")
+    volume = to_source(ct_volume, STORED)
+    store = VolumeEmbeddings(engine, volume, resolve_window(volume, "ct-abdomen"), "z")
     store.compute()
-    return store, ct_labels
+    return store, to_source(ct_labels, STORED)
 
 
 def annotator(store, **kwargs):

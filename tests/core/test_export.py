@@ -16,7 +16,7 @@ from napari_sammed.core.export import ExportCase, export_nnunet, export_sammed2d
 from napari_sammed.core.export import sammed2d as sammed2d_module
 from napari_sammed.core.io.read import read_dicom_series, read_nifti, read_volume
 from napari_sammed.core.io.windowing import apply_window, resolve_window
-from tests.conftest import DATA_DEMO
+from tests.conftest import DATA_DEMO, displayed
 from tests.core.test_io import write_dicom_series
 
 ORGANS = {1: "spleen", 2: "kidney_right", 3: "kidney_left", 5: "liver"}
@@ -150,7 +150,7 @@ def test_nnunet_round_trip_is_bit_exact(tmp_path, ct_case):
     np.testing.assert_array_equal(image.header.get_qform(), source.header.get_qform())
     labels = nib.load(str(folder / "labelsTr" / "ct001.nii.gz"))
     assert np.array_equal(labels.affine, source.affine) and labels.get_data_dtype() == np.uint8
-    values = np.asarray(labels.dataobj).T
+    values = displayed(folder / "labelsTr" / "ct001.nii.gz")
     table = json.loads((folder / "dataset.json").read_text())["labels"]
     for source_id, name in ORGANS.items():  # remapped to consecutive values, by name
         np.testing.assert_array_equal(values == table[name], ct_case.labels == source_id)
@@ -185,7 +185,7 @@ def test_nnunet_append_extends_the_label_table(tmp_path, ct_case):
     folder = tmp_path / "Dataset008_Grow"
     table = json.loads((folder / "dataset.json").read_text())["labels"]
     assert table["liver"] == 4 and table["right_kidney"] == 5 and summary["mapping"][9] == 4
-    values = np.asarray(nib.load(str(folder / "labelsTr" / "ct002.nii.gz")).dataobj).T
+    values = displayed(folder / "labelsTr" / "ct002.nii.gz")
     np.testing.assert_array_equal(values == 4, ct_case.labels == 5)
     validate_nnunet_dataset(folder)
     provenance = json.loads((folder / "napari_sammed_provenance.json").read_text())
@@ -200,7 +200,7 @@ def test_nnunet_from_dicom_writes_ras_geometry(tmp_path, ct_volume):
     image = nib.load(str(tmp_path / "Dataset009_Dicom" / "imagesTr" / "dcm_0000.nii.gz"))
     expected = np.diag([-1.0, -1.0, 1.0, 1.0]) @ np.asarray(volume.affine)  # LPS -> RAS
     np.testing.assert_allclose(image.affine, expected)
-    np.testing.assert_array_equal(np.asarray(image.dataobj).T, volume.data)
+    np.testing.assert_array_equal(displayed(tmp_path / "Dataset009_Dicom" / "imagesTr" / "dcm_0000.nii.gz"), volume.data)
 
 
 @pytest.mark.parametrize("fmt", ["tiff", "zarr", "png"])

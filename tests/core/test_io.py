@@ -6,7 +6,7 @@ import pytest
 from napari_sammed.core.io.read import read_volume
 
 
-def write_dicom_series(folder, volume, spacing=(3.0, 0.8, 0.7)):
+def write_dicom_series(folder, volume, spacing=(3.0, 0.8, 0.7), orientation=(1, 0, 0, 0, 1, 0)):
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -23,8 +23,9 @@ def write_dicom_series(folder, volume, spacing=(3.0, 0.8, 0.7)):
         ds.Modality = "CT"
         ds.Rows, ds.Columns = volume.shape[1:]
         ds.PixelSpacing = [spacing[1], spacing[2]]
-        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.ImagePositionPatient = [-10.0, -20.0, 5.0 + spacing[0] * int(z)]
+        ds.ImageOrientationPatient = list(orientation)
+        normal = np.cross(orientation[:3], orientation[3:])
+        ds.ImagePositionPatient = [float(v) for v in np.array([-10.0, -20.0, 5.0]) + spacing[0] * int(z) * normal]
         ds.SliceThickness = spacing[0]
         ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
         ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
@@ -39,7 +40,7 @@ def test_dicom_series_sorted_rescaled_with_spacing(tmp_path, ct_volume):
     (tmp_path / "series" / "README.txt").write_text("not dicom")
     read = read_volume(tmp_path / "series")
     assert read.data.dtype == np.int16
-    assert np.array_equal(read.data, volume)
+    assert np.array_equal(read.data, volume[::-1])  # written feet to head, shown head to feet
     assert read.spacing == pytest.approx((3.0, 0.8, 0.7))
     assert read.affine[:3, 3].tolist() == [-10.0, -20.0, 5.0]
 

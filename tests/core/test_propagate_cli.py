@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from napari_sammed.cli import main
+from napari_sammed.core.io.orientation import source_axcodes, to_source
 from napari_sammed.core.io.read import read_volume
-from tests.conftest import PACKAGE_DATA, bbox_xyxy, dice
+from tests.conftest import PACKAGE_DATA, bbox_xyxy, dice, displayed
 
 CT = PACKAGE_DATA / "example_ct_sm.nii.gz"
 SEG = PACKAGE_DATA / "example_seg.nii.gz"
@@ -18,7 +19,12 @@ LIVER, KIDNEY_RIGHT = 5, 2
 
 
 def reference() -> np.ndarray:
-    return np.asarray(nib.load(str(SEG)).dataobj).T  # (Z, Y, X)
+    return displayed(SEG)  # (Z, Y, X) as napari shows it; slice numbers below are these
+
+
+def save_as_shown(path, zyx: np.ndarray, affine: np.ndarray, header=None) -> None:
+    """Save a displayed-order volume as a NIfTI file of ``affine`` (as napari-sammed writes it)."""
+    nib.save(nib.Nifti1Image(to_source(zyx, source_axcodes(affine)).T, affine, header), str(path))
 
 
 def write_seeds(path, slices: dict[int, int], affine=None) -> np.ndarray:
@@ -28,26 +34,26 @@ def write_seeds(path, slices: dict[int, int], affine=None) -> np.ndarray:
     for organ, k in slices.items():
         seeds[k][ref[k] == organ] = organ
     source = nib.load(str(SEG))
-    nib.save(nib.Nifti1Image(seeds.T, source.affine if affine is None else affine, source.header), str(path))
+    save_as_shown(path, seeds, source.affine if affine is None else affine, source.header)
     return seeds
 
 
 def test_label_seeds_to_nifti_with_source_geometry(tmp_path, capsys):
-    seeds = write_seeds(tmp_path / "seeds.nii.gz", {LIVER: 15, KIDNEY_RIGHT: 9})
+    seeds = write_seeds(tmp_path / "seeds.nii.gz", {LIVER: 14, KIDNEY_RIGHT: 20})
     out = tmp_path / "out.nii.gz"
     assert main(["propagate", str(CT), str(tmp_path / "seeds.nii.gz"), str(out), "--window", "ct-abdomen", "--kind", "weight-free"]) == 0
     printed = capsys.readouterr().out
-    assert "object 2: slices 0-17" in printed and "low_neighbour_iou at 18" in printed
+    assert "object 2: slices 12-29" in printed and "low_neighbour_iou at 11" in printed
     image, source = nib.load(str(out)), nib.load(str(CT))
     np.testing.assert_array_equal(image.affine, source.affine)
     assert image.header.get_zooms() == source.header.get_zooms()
     assert int(image.header["sform_code"]) == int(source.header["sform_code"])
-    labels = np.asarray(image.dataobj).T
+    labels = displayed(out)
     assert labels.dtype == np.uint8
     ref = reference()
     assert dice(labels == LIVER, ref == LIVER) >= 0.80
     assert dice(labels == KIDNEY_RIGHT, ref == KIDNEY_RIGHT) >= 0.80
-    np.testing.assert_array_equal(labels[15][seeds[15] == LIVER], LIVER)  # seeds kept exactly
+    np.testing.assert_array_equal(labels[14][seeds[14] == LIVER], LIVER)  # seeds kept exactly
     rows = (tmp_path / "out_qc.csv").read_text().splitlines()
     assert rows[0].startswith("object_id,slice,source,predicted_iou")
     assert len(rows) - 1 >= 29 + 18
@@ -86,7 +92,7 @@ def test_spacing_never_distorts_prompts(tmp_path):
     for name, image, affine in (("iso", CT, source.affine), ("aniso", tmp_path / "ct_aniso.nii.gz", anisotropic)):
         for axis in ("z", "y"):
             seed_file = tmp_path / f"seeds_{name}_{axis}.nii.gz"
-            nib.save(nib.Nifti1Image(seeds[axis].T, affine), str(seed_file))
+            save_as_shown(seed_file, seeds[axis], affine)
             out = tmp_path / f"{name}_{axis}.zarr"
             args = ["propagate", str(image), str(seed_file), str(out), "--axis", axis, "--window", "ct-abdomen",
                     "--kind", "weight-free"]

@@ -20,7 +20,7 @@ def test_two_series_in_one_folder_take_the_largest_and_say_so(tmp_path, capsys):
                                           rf"\(6 images\), and ignoring {SERIES_B} \(4 images\)"):
         volume = read_volume(folder)
     assert volume.data.shape == (6, 16, 16)
-    np.testing.assert_array_equal(volume.data[:, 0, 0], [100, 101, 102, 103, 104, 105])  # no slice of B
+    np.testing.assert_array_equal(volume.data[:, 0, 0], [105, 104, 103, 102, 101, 100])  # head first; no slice of B
     assert volume.spacing == (2.5, 0.7, 0.7)
     assert volume.metadata["series_instance_uid"] == SERIES_A
 

@@ -1,7 +1,7 @@
 """Read volumes (NIfTI, DICOM series, TIFF, zarr) as (Z, Y, X) arrays that keep their geometry.
 
-NIfTI voxel arrays are (i, j, k); we present them as (k, j, i) so that napari's first axis walks
-axial slices, and keep the original affine so exports can write the exact source geometry back.
+NIfTI and DICOM volumes come in the radiological display order (see :mod:`.orientation`); the
+source affine and voxel order are kept so exports write the exact source geometry back.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .inputs import InputError, InputWarning
+from .orientation import LPS_TO_RAS, display_spacing, source_axcodes, to_display
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -27,9 +28,9 @@ DEFLATE_MAX_RATIO = 1032
 class Volume:
     """Voxels and the geometry they came with (spacing, affine, source format)."""
 
-    data: np.ndarray  # (Z, Y, X) or (Y, X)
+    data: np.ndarray  # (Z, Y, X) or (Y, X), in display order
     spacing: tuple[float, ...]  # per array axis, in mm (or the file's units)
-    affine: np.ndarray | None = None  # 4x4 voxel (i, j, k) -> world, of the *source* file
+    affine: np.ndarray | None = None  # 4x4 voxel (i, j, k) -> world, of the *source* file's voxel order
     source: str | None = None
     source_format: str | None = None
     metadata: dict = field(default_factory=dict)
@@ -39,7 +40,6 @@ class Volume:
         meta = {"spacing": list(self.spacing), "source": self.source, "source_format": self.source_format}
         if self.affine is not None:
             meta["affine"] = np.asarray(self.affine).tolist()
-            meta["array_order"] = "kji"  # data is the source's (i, j, k) transposed
         meta.update(self.metadata)
         return meta
 
@@ -128,9 +128,11 @@ def read_nifti(path: Path) -> Volume:
     except Exception as error:  # noqa: BLE001
         raise InputError(path, f"cannot read NIfTI: {_first_line(error)}") from None
     zooms = tuple(float(z) for z in img.header.get_zooms()[: data.ndim])
+    axcodes = source_axcodes(img.affine) if data.ndim == 3 else None
     return Volume(
-        np.ascontiguousarray(data.T), zooms[::-1], np.asarray(img.affine), str(path), "nifti",
-        {"nifti_dtype": str(img.get_data_dtype())},
+        np.ascontiguousarray(to_display(data.T, axcodes)), display_spacing(zooms[::-1], axcodes),
+        np.asarray(img.affine), str(path), "nifti",
+        {"nifti_dtype": str(img.get_data_dtype()), "source_axcodes": list(axcodes) if axcodes else None},
     )
 
 
@@ -238,8 +240,11 @@ def read_dicom_series(folder: Path) -> Volume:
     affine = np.eye(4)
     affine[:3, 0], affine[:3, 1], affine[:3, 2] = row * dx, col * dy, normal * dz
     affine[:3, 3] = positions_xyz[0]
-    return Volume(data, (abs(dz), dy, dx), affine, str(folder), "dicom",
-                  {"affine_space": "LPS", "series_instance_uid": uid})
+    axcodes = source_axcodes(LPS_TO_RAS @ affine)
+    return Volume(np.ascontiguousarray(to_display(data, axcodes)), display_spacing((abs(dz), dy, dx), axcodes),
+                  affine, str(folder), "dicom",
+                  {"affine_space": "LPS", "series_instance_uid": uid,
+                   "source_axcodes": list(axcodes) if axcodes else None})
 
 
 def _check_spacing(folder: Path, uid: str, along: np.ndarray) -> None:

@@ -2,7 +2,8 @@
 
 ``meta`` is what :meth:`~napari_sammed.core.io.Volume.layer_metadata` gives (and what a napari
 layer keeps in ``metadata``): ``spacing``, the source ``affine`` when there was one,
-``source`` / ``source_format``, and ``affine_space`` ("LPS" for DICOM).
+``source`` / ``source_format``, ``affine_space`` ("LPS" for DICOM) and ``source_axcodes`` (the
+source voxel order; NIfTI is written back in it, TIFF and zarr keep the display order).
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write
+from .orientation import LPS_TO_RAS, display_affine, to_source
 from .read import is_nifti, is_zarr
-
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
 def label_dtype(array: np.ndarray) -> np.dtype:
@@ -44,6 +44,11 @@ def nifti_affine(meta: dict, ndim: int = 3) -> np.ndarray:
     return LPS_TO_RAS @ affine if meta.get("affine_space") == "LPS" else affine
 
 
+def _axcodes(meta: dict) -> tuple[str, ...] | None:
+    codes = meta.get("source_axcodes")
+    return tuple(codes) if codes else None
+
+
 def _source_header(meta: dict):
     """The source NIfTI header, so pixdim, units, qform/sform codes survive bit for bit."""
     import nibabel as nib
@@ -58,7 +63,7 @@ def to_nifti(data: np.ndarray, meta: dict, dtype: np.dtype | None = None):
     """A nibabel image of ``data`` (Z, Y, X) with the source geometry."""
     import nibabel as nib
 
-    array = np.asarray(data)
+    array = to_source(np.asarray(data), _axcodes(meta))
     dtype = np.dtype(dtype or array.dtype)
     header = _source_header(meta)
     image = nib.Nifti1Image(np.ascontiguousarray(array.astype(dtype, copy=False).T), nifti_affine(meta, array.ndim),
@@ -127,8 +132,8 @@ def zarr_group(path, arrays: dict[str, np.ndarray], meta: dict) -> None:
 
     first = next(iter(arrays.values()))
     attrs = {"spacing": [float(s) for s in (meta.get("spacing") or [1.0] * first.ndim)]}
-    if meta.get("affine") is not None:
-        attrs["affine"] = np.asarray(meta["affine"], float).tolist()
+    if meta.get("affine") is not None:  # of the stored array's reversed axes, as in NIfTI
+        attrs["affine"] = display_affine(meta["affine"], _axcodes(meta), first.shape).tolist()
         attrs["affine_space"] = meta.get("affine_space", "RAS")
     group = zarr.open_group(str(path), mode="w", zarr_format=3)
     for name, data in arrays.items():
