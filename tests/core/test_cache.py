@@ -1,5 +1,7 @@
 """Embedding cache: reuse, invalidation, resume after interruption, corruption detection."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -31,7 +33,7 @@ def volume(ct_volume):
     return ct_volume[10:16]
 
 
-def test_reuse_then_invalidate_on_other_window(tmp_path, model, volume):
+def test_reuse_then_a_new_store_for_another_window(tmp_path, model, volume):
     window = resolve_window(volume, "ct-soft-tissue")
     first = VolumeEmbeddings(CountingEngine(model), volume, window, cache_dir=tmp_path)
     first.compute()
@@ -46,10 +48,36 @@ def test_reuse_then_invalidate_on_other_window(tmp_path, model, volume):
 
     other = VolumeEmbeddings(CountingEngine(model), volume, resolve_window(volume, "ct-lung"), cache_dir=tmp_path)
     assert other.cache.missing() == list(range(6))
+    other.compute([0])
+    # Going back to the first window re-embeds nothing: its store was kept, not rebuilt.
+    engine = CountingEngine(model)
+    back = VolumeEmbeddings(engine, volume, window, cache_dir=tmp_path)
+    assert back.cache.is_complete() and len(list(tmp_path.glob("*.zarr"))) == 2
+    back.get(5)
+    assert engine.embedded == 0
 
     changed = volume.copy()
     changed[0, 0, 0] += 1
     assert VolumeEmbeddings(CountingEngine(model), changed, window, cache_dir=tmp_path).cache.missing() == list(range(6))
+
+
+def test_cache_folder_is_kept_within_its_budget(tmp_path, model, volume):
+    """Opening a store drops the least recently used others beyond the budget; never the one in use."""
+    from napari_sammed.core.volume.cache import _size
+
+    def embedded(preset, budget):
+        store = VolumeEmbeddings(ns.SliceEngine(model), volume, resolve_window(volume, preset), cache_dir=tmp_path,
+                                 cache_budget=budget)
+        store.compute()
+        return store.cache.path
+
+    first = embedded("ct-soft-tissue", 2**40)
+    budget = 2 * _size(first) + 2**16  # room for two full stores
+    stores = [first, embedded("ct-lung", budget), embedded("ct-bone", budget)]
+    for n, path in enumerate(stores):
+        os.utime(path, (1000 + n, 1000 + n))  # used in this order
+    newest = embedded("ct-brain", budget)
+    assert set(tmp_path.glob("*.zarr")) == {stores[1], stores[2], newest}  # the oldest went
 
 
 def test_resume_after_interruption(tmp_path, model, volume):

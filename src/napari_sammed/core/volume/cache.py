@@ -1,15 +1,19 @@
 """Zarr v3 store of slice embeddings, keyed by a signature, resumable and checksummed.
 
-One store per (volume, axis). ``embeddings`` is chunked one slice per chunk; ``done`` marks a
-slice only after its chunk and checksum are written, so an interrupted run leaves nothing that
-is later trusted. The signature (data hash, model kind, checkpoint sha256, window, dtype, axis)
-lives in the group attributes; a store whose signature differs is rebuilt.
+One store per (volume, axis, window, model). ``embeddings`` is chunked one slice per chunk;
+``done`` marks a slice only after its chunk and checksum are written, so an interrupted run
+leaves nothing that is later trusted. The signature (data hash, model kind, checkpoint sha256,
+window, dtype, axis) lives in the group attributes; a store whose signature differs is rebuilt.
+Stores of other windows stay (going back to a window costs nothing); :func:`prune` keeps the
+folder within a size budget by dropping the least recently used stores.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 import zlib
 from pathlib import Path
 
@@ -17,6 +21,8 @@ import numpy as np
 import zarr
 
 FORMAT_VERSION = 1
+#: Default size of an embedding cache folder: about 80 CT volumes of 300 slices at 256 KiB each.
+DEFAULT_BUDGET_BYTES = 6 * 2**30
 
 
 class CacheCorruptError(RuntimeError):
@@ -53,6 +59,7 @@ class EmbeddingCache:
             try:
                 group = zarr.open_group(str(path), mode="r+")
                 if dict(group.attrs).get("signature") == wanted:
+                    os.utime(path)  # last used: what prune() keeps longest
                     return cls(group, path)
             except Exception:  # noqa: BLE001 - unreadable store: rebuild it below
                 pass
@@ -115,3 +122,27 @@ class EmbeddingCache:
     @property
     def bytes_per_slice(self) -> int:
         return int(np.prod(self.embeddings.shape[1:])) * self.embeddings.dtype.itemsize
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def prune(folder: str | Path, budget_bytes: int = DEFAULT_BUDGET_BYTES, keep: Path | None = None) -> list[Path]:
+    """Delete the least recently used stores in ``folder`` until it fits ``budget_bytes``.
+
+    ``keep`` (the store in use) is never deleted. Returns the stores removed.
+    """
+    stores = [p for p in Path(folder).glob("*.zarr") if p.is_dir()]
+    sizes = {p: _size(p) for p in stores}
+    total, removed = sum(sizes.values()), []
+    now = time.time()
+    for store in sorted(stores, key=lambda p: p.stat().st_mtime if p.exists() else now):
+        if total <= budget_bytes:
+            break
+        if keep is not None and store.resolve() == Path(keep).resolve():
+            continue
+        shutil.rmtree(store, ignore_errors=True)
+        total -= sizes[store]
+        removed.append(store)
+    return removed

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +14,7 @@ import torch
 from ..engine.slice_engine import SliceEngine
 from ..io.hashing import data_hash
 from ..io.windowing import Window, apply_window
-from .cache import CacheCorruptError, EmbeddingCache
+from .cache import DEFAULT_BUDGET_BYTES, CacheCorruptError, EmbeddingCache, prune
 
 AXES = {"z": 0, "y": 1, "x": 2}
 
@@ -37,8 +39,9 @@ class VolumeEmbeddings:
     """Embeddings of every slice of a 3D volume along one axis, computed lazily and cached.
 
     ``volume`` is (Z, Y, X) of any dtype; slices are windowed with ``window`` before embedding.
-    With ``cache_dir`` the embeddings persist in a zarr store reused on reopen, and
-    ``memory_slices`` bounds how many stay in memory too (older ones are read back from disk).
+    With ``cache_dir`` the embeddings persist in a zarr store reused on reopen (one store per
+    window and model, the folder kept within ``cache_budget`` bytes), and ``memory_slices``
+    bounds how many stay in memory too (older ones are read back from disk).
     """
 
     def __init__(
@@ -50,6 +53,7 @@ class VolumeEmbeddings:
         cache_dir: str | Path | None = None,
         storage_dtype: str = "float32",
         memory_slices: int | None = None,
+        cache_budget: int = DEFAULT_BUDGET_BYTES,
     ) -> None:
         if volume.ndim != 3:
             raise ValueError(f"expected a 3D volume, got shape {volume.shape}")
@@ -61,6 +65,7 @@ class VolumeEmbeddings:
         bounded = memory_slices is not None and self.cache_dir is not None
         self._memory: dict[int, torch.Tensor] = _Recent(memory_slices) if bounded else {}
         self.storage_dtype = storage_dtype
+        self.cache_budget = cache_budget
         self._cache: EmbeddingCache | None = None
 
     @property
@@ -75,10 +80,13 @@ class VolumeEmbeddings:
                 "engine": {k: v for k, v in self.engine.describe().items()
                            if k in ("kind", "checkpoint_sha256", "dtype")},
             }
-            name = f"{signature['data_sha256'][:16]}_{signature['axis']}_{self.engine.kind}.zarr"
+            setting = json.dumps([signature["window"], signature["engine"], self.storage_dtype], sort_keys=True)
+            tag = hashlib.sha256(setting.encode()).hexdigest()[:10]  # other windows get stores of their own
+            name = f"{signature['data_sha256'][:16]}_{signature['axis']}_{self.engine.kind}_{tag}.zarr"
             self._cache = EmbeddingCache.open(
                 self.cache_dir / name, signature, (self.n_slices, *self.engine.embedding_shape), self.storage_dtype
             )
+            prune(self.cache_dir, self.cache_budget, keep=self._cache.path)
         return self._cache
 
     def slice_uint8(self, index: int) -> np.ndarray:
