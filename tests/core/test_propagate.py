@@ -258,9 +258,12 @@ def test_qc_trace_round_trips_and_summarises(ct):
     embeddings, labels = ct
     seeds = middle_seed(labels, KIDNEY_RIGHT)
     result = propagate(embeddings, seeds)
+    def rounded(value):
+        return None if value is None else round(value, 4)
+
     assert trace_from_csv(trace_to_csv(result.trace)) == [
-        type(r)(r.object_id, r.slice, r.source, None if r.predicted_iou is None else round(r.predicted_iou, 4),
-                None if r.neighbour_iou is None else round(r.neighbour_iou, 4), r.area, r.direction, r.stop_reason)
+        type(r)(r.object_id, r.slice, r.source, rounded(r.predicted_iou), rounded(r.neighbour_iou), r.area,
+                r.direction, r.stop_reason, rounded(r.outside_seed_range), r.flag)
         for r in result.trace
     ]
     summary = object_summary(result.trace)[KIDNEY_RIGHT]

@@ -150,7 +150,9 @@ class PropagatePanel(Container):
         self.last_result, self.running = result, None
         self.session.record(layer, result.trace)
         n_slices = sum(len(m) for m in result.masks.values())
-        self.status.value = f"{n_slices} slices, {written} voxels written (Ctrl+Z undoes all)"
+        flagged = sorted({r.slice for r in result.trace if r.flag})
+        look = f"; look at slice(s) {', '.join(map(str, flagged))} (leak?)" if flagged else ""
+        self.status.value = f"{n_slices} slices, {written} voxels written (Ctrl+Z undoes all){look}"
         self.plot.canvas.setVisible(True)
         self.plot.show(result.trace, seeds)
         self.session.confirmed_changed()

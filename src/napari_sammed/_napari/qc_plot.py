@@ -1,7 +1,9 @@
 """The propagation QC plot: predicted IoU and IoU with the previous slice, per object and slice.
 
-Rejected slices (where a front stopped) are red crosses; seeds are marked on the axis. Clicking
-anywhere in the plot calls ``on_pick(slice)`` with the nearest slice, so the viewer can jump there.
+Rejected slices (where a front stopped) are red crosses; seeds are marked on the axis. Slices the
+leak check flagged ("look here": the mask was kept) are shaded orange with a "!" on top, because a
+leak keeps both IoU curves high. Clicking anywhere in the plot calls ``on_pick(slice)`` with the
+nearest slice, so the viewer can jump there.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class QCPlot:
         self.axes = self.figure.add_subplot()
         self.canvas.mpl_connect("button_press_event", self._clicked)
         self.slices: list[int] = []
+        self.flagged: list[int] = []  # slices marked "look here"
         self._style()
 
     def _style(self) -> None:
@@ -49,8 +52,14 @@ class QCPlot:
             ax.plot([r.slice for r in bad], [r.neighbour_iou or 0.0 for r in bad], "x", color="red", ms=5)
             seed_slices = sorted((seeds or {}).get(object_id, {}))
             ax.plot(seed_slices, [1.02] * len(seed_slices), "v", color=line.get_color(), ms=5)
+        self.flagged = sorted({r.slice for r in rows if r.flag})
+        for k in self.flagged:
+            ax.axvspan(k - 0.5, k + 0.5, color="orange", alpha=0.3, lw=0, label="_look here")
+            ax.text(k, 0.03, "!", color="darkorange", ha="center", fontsize=8, fontweight="bold")
+        if self.flagged:
+            ax.plot([], [], "s", color="orange", alpha=0.5, ms=6, label="look here (leak?)")
         if by_object:
-            ax.legend(fontsize=6, loc="lower left")
+            ax.legend(fontsize=6, loc="best")  # "best": keeps clear of the "!" marks
         self.slices = sorted({r.slice for r in rows})
         self.canvas.draw_idle()
 

@@ -212,6 +212,8 @@ class TraceCsvRow(BaseModel):
     area: NonNegativeInt
     direction: Annotated[int, Field(ge=-1, le=1)] = 0
     stop_reason: str | None = None
+    outside_seed_range: Annotated[float, Field(ge=0, le=1)] | None = None  # absent in older traces
+    flag: str | None = None
 
     @field_validator("source")
     @classmethod
@@ -227,6 +229,15 @@ class TraceCsvRow(BaseModel):
 
         if value and value not in STOP_REASONS:
             raise ValueError(f"stop_reason {value!r} is not one of {', '.join(STOP_REASONS)}")
+        return value
+
+    @field_validator("flag")
+    @classmethod
+    def _flag(cls, value: str | None) -> str | None:
+        from .qc import FLAGS
+
+        if value and value not in FLAGS:
+            raise ValueError(f"flag {value!r} is not one of {', '.join(FLAGS)}")
         return value
 
 

@@ -22,12 +22,18 @@ STOP_REASONS = {
     "max_steps": "walked the maximum number of slices",
 }
 
+#: Advisory flags: "look here", the mask was kept as it is (see ``volume/leak_check.py``).
+FLAGS = {
+    "leak": "much of the mask lies outside the seed's intensity range: it may have leaked into a neighbour",
+}
+
 
 @dataclass
 class TraceRow:
     """One object on one slice. ``source``: seed, propagated, rejected (judged and not written)
     or stopped (a stop marker kept the front out). ``direction``: +1 / -1, 0 for seeds and for
-    a slice reached from both sides at once."""
+    a slice reached from both sides at once. ``outside_seed_range``: the fraction of the mask
+    whose intensity lies outside the seed's; ``flag``: a ``FLAGS`` key, "" when nothing to see."""
 
     object_id: int
     slice: int
@@ -37,6 +43,8 @@ class TraceRow:
     area: int
     direction: int = 0
     stop_reason: str = ""
+    outside_seed_range: float | None = None
+    flag: str = ""
 
 
 @dataclass
@@ -59,21 +67,24 @@ def trace_to_csv(rows: Iterable[TraceRow]) -> str:
     writer.writeheader()
     for row in rows:
         values = asdict(row)
-        for key in ("predicted_iou", "neighbour_iou"):
+        for key in ("predicted_iou", "neighbour_iou", "outside_seed_range"):
             values[key] = "" if values[key] is None else f"{values[key]:.4f}"
         writer.writerow(values)
     return out.getvalue()
 
 
 def trace_from_csv(text: str) -> list[TraceRow]:
-    """QC trace rows back from CSV text (validated)."""
+    """QC trace rows back from CSV text (validated); traces written before the leak check
+    (without its two columns) read back with no flags."""
     rows = []
     for values in csv.DictReader(io.StringIO(text)):
+        outside = values.get("outside_seed_range") or ""
         rows.append(TraceRow(
             int(values["object_id"]), int(values["slice"]), values["source"],
             float(values["predicted_iou"]) if values["predicted_iou"] else None,
             float(values["neighbour_iou"]) if values["neighbour_iou"] else None,
             int(values["area"]), int(values["direction"]), values["stop_reason"],
+            float(outside) if outside else None, values.get("flag") or "",
         ))
     return rows
 
@@ -83,28 +94,31 @@ def read_trace_csv(path: str | Path) -> list[TraceRow]:
     from .inputs import TraceCsvRow, read_csv_rows
 
     return [TraceRow(r.object_id, r.slice, r.source, r.predicted_iou, r.neighbour_iou, r.area, r.direction,
-                     r.stop_reason or "") for r in read_csv_rows(path, TraceCsvRow)]
+                     r.stop_reason or "", r.outside_seed_range, r.flag or "") for r in read_csv_rows(path, TraceCsvRow)]
 
 
 def object_summary(rows: Iterable[TraceRow]) -> dict[int, dict]:
-    """Per object: written slice range, slice counts and why each end stopped."""
+    """Per object: written slice range, slice counts, why each end stopped and the flagged slices."""
     summary: dict[int, dict] = {}
     for row in rows:
         entry = summary.setdefault(row.object_id, {"seeds": 0, "propagated": 0, "first": None,
-                                                   "last": None, "stops": []})
+                                                   "last": None, "stops": [], "look_here": []})
         if row.source in ("seed", "propagated"):
             entry["seeds" if row.source == "seed" else "propagated"] += 1
             entry["first"] = row.slice if entry["first"] is None else min(entry["first"], row.slice)
             entry["last"] = row.slice if entry["last"] is None else max(entry["last"], row.slice)
         if row.stop_reason:
             entry["stops"].append({"slice": row.slice, "reason": row.stop_reason})
+        if row.flag:
+            entry["look_here"].append({"slice": row.slice, "flag": row.flag})
     return summary
 
 
 def trace_to_json(rows: list[TraceRow], ends: Iterable[FrontEnd] = (), extra: dict | None = None) -> str:
     """The QC trace, per-object summary and front ends as JSON text."""
     payload = {"columns": COLUMNS, "rows": [asdict(r) for r in rows], "objects": object_summary(rows),
-               "front_ends": [asdict(e) for e in ends], "stop_reasons": STOP_REASONS, **(extra or {})}
+               "front_ends": [asdict(e) for e in ends], "stop_reasons": STOP_REASONS, "flags": FLAGS,
+               **(extra or {})}
     return json.dumps(payload, indent=2, default=float)
 
 

@@ -8,6 +8,7 @@ and two fronts filling the gap between two seeds meet in the middle: a front nev
 slice the other already filled, and a slice both reach in the same round gets the average of
 their logits. A front stops when its mask vanishes, the predicted IoU or the IoU with the
 previous slice falls below a threshold, it reaches a seed, a stop marker or the volume's end.
+Every written slice is also checked for a leak (``leak_check``): flagged in the trace, kept as is.
 
 Everything works in slice pixel coordinates (x, y), so voxel spacing never distorts a prompt.
 """
@@ -22,6 +23,7 @@ from scipy import ndimage as ndi
 
 from ..engine.slice_engine import Prediction, Prompt
 from ..io.qc import FrontEnd, TraceRow
+from .leak_check import IntensityRange, check_slice, intensity_range
 
 Seeds = Mapping[int, Mapping[int, np.ndarray]]  # object id -> {slice index: (H, W) bool mask}
 StopMarkers = Mapping[int, list[tuple[int, float | None, float | None]]]  # object id (0 = all) -> (slice, x, y)
@@ -88,6 +90,7 @@ class _Front:
     gap: _Gap
     steps: int = 0
     active: bool = True
+    intensity: IntensityRange | None = None  # the seed's, for the leak check
 
 
 def paint_masks(labels: np.ndarray, axis: int, masks: Mapping[int, Mapping[int, np.ndarray]],
@@ -318,6 +321,11 @@ class Propagation:
                     rendered[(k, object_id)] = prediction.mask
         for front in fronts:
             front.reference = rendered.get((front.last, front.object_id), front.mask)
+            front.intensity = intensity_range(self._image(front.last), front.reference)
+
+    def _image(self, index: int) -> np.ndarray | None:  # the raw (unwindowed) slice, for the leak check
+        volume = getattr(self.embeddings, "volume", None)  # None: no image to check against
+        return None if volume is None else np.take(volume, index, axis=self.embeddings.axis)
 
     def _stop(self, front: _Front, reason: str) -> None:
         self.ends.append(FrontEnd(front.object_id, front.step, front.last, reason))
@@ -373,7 +381,9 @@ class Propagation:
             area = int(prediction.mask.sum())
             direction = pairs[0][0].step if len(pairs) == 1 else 0
             source = "rejected" if reason else "propagated"
-            self._rows.append(TraceRow(object_id, index, source, prediction.iou, neighbour, area, direction, reason))
+            outside, flag = check_slice(self._image(index), prediction.mask, [f.intensity for f, _ in pairs])
+            self._rows.append(TraceRow(object_id, index, source, prediction.iou, neighbour, area, direction, reason,
+                                       outside, "" if reason else flag))
             for front, _ in pairs:
                 if reason:
                     self._stop(front, reason)
@@ -387,7 +397,6 @@ class Propagation:
                 self.done += 1
                 accepted[object_id] = prediction.mask
         return accepted
-
 
 
 def _reconcile(predictions: list[Prediction]) -> Prediction:
