@@ -132,12 +132,15 @@ def test_an_unknown_flag_is_refused(tmp_path):
 @pytest.fixture(scope="module")
 def ct_liver(ct_volume, ct_labels):
     import napari_sammed as ns
+    from napari_sammed.core.io.orientation import to_source
     from napari_sammed.core.io.windowing import resolve_window
     from napari_sammed.core.volume.embeddings import VolumeEmbeddings
 
+    stored = ("R", "A", "S")  # the sample CT's own voxel order: the slice numbers below count in it
+    volume, labels = to_source(ct_volume, stored), to_source(ct_labels, stored)
     engine = ns.SliceEngine(ns.load_model(device="cpu"))
-    store = VolumeEmbeddings(engine, ct_volume, resolve_window(ct_volume, "ct-abdomen"), "z")
-    return store, ct_labels == 5  # liver (TotalSegmentator v2)
+    store = VolumeEmbeddings(engine, volume, resolve_window(volume, "ct-abdomen"), "z")
+    return store, labels == 5  # liver (TotalSegmentator v2)
 
 
 def test_lite_medsam_liver_leak_into_bowel_is_flagged(ct_liver):
