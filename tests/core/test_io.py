@@ -27,10 +27,10 @@ def write_dicom_series(folder, volume, spacing=(3.0, 0.8, 0.7), orientation=(1, 
         normal = np.cross(orientation[:3], orientation[3:])
         ds.ImagePositionPatient = [float(v) for v in np.array([-10.0, -20.0, 5.0]) + spacing[0] * int(z) * normal]
         ds.SliceThickness = spacing[0]
-        ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
+        ds.RescaleIntercept, ds.RescaleSlope = -2048, 1  # the CT holds values below -1024 HU
         ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-        ds.PixelData = (volume[z].astype(np.int32) + 1024).astype(np.uint16).tobytes()
+        ds.PixelData = (volume[z].astype(np.int32) + 2048).astype(np.uint16).tobytes()
         ds.save_as(str(folder / f"f{n}.dcm"), enforce_file_format=True)
 
 
