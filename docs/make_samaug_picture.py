@@ -1,6 +1,6 @@
-"""Regenerate docs/samaug.png: SAMAug's three layers on a CT slice with the default engine.
+"""Regenerate docs/samaug.png: SAMAug's priors laid over the CT slice they were made from.
 
-Run under Xvfb: xvfb-run python docs/make_samaug_picture.py
+Run under Xvfb: ``xvfb-run -s "-screen 0 1600x1000x24" python docs/make_samaug_picture.py``.
 """
 
 import time
@@ -17,10 +17,8 @@ worker = widget.run_samaug()
 while widget.worker is not None:
     QApplication.processEvents()
     time.sleep(0.05)
-viewer.grid.enabled = True  # CT, seg prior, boundary prior and augmented image side by side
 for name in ("CT annotations", "CT reference labels", "SAM preview", "SAM points", "SAM boxes"):
     viewer.layers[name].visible = False
-viewer.layers["CT SAMAug augmented"].visible = True
 for _ in range(20):
     QApplication.processEvents()
     time.sleep(0.05)

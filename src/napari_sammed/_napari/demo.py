@@ -29,7 +29,7 @@ def open_demo(checkpoint: str | None = None, sample: str = "ct", viewer=None):
         widget.checkpoint.value = checkpoint
         widget.load()
     widget.window.value = "ct-soft-tissue" if sample == "ct" else "percentile"
-    viewer.layers.selection.active = viewer.layers["SAM boxes"]
+    widget.ready_to_draw()
     viewer.dims.set_point(0, viewer.dims.range[0].start + viewer.dims.range[0].step * (image.data.shape[0] // 2))
     # The dock shrinks the canvas only once Qt lays the window out: fit the image after that.
     QApplication.processEvents()

@@ -31,8 +31,9 @@ from .._writer import layer_geometry
 from ..core.export import ExportCase, ExportOptions, export_case
 from ..core.export.case import parse_class_names
 from ..core.io.qc import TraceRow
-from .layers import contrast_window, layer_choice
+from .layers import PREVIEW, contrast_window, layer_choice
 
+DOCK_WIDTH = 360  # as the segment dock: a long folder path must not widen the window
 FORMAT_NAMES = {"SAM-Med2D": "sammed2d", "nnU-Net v2": "nnunet", "TIFF stack": "tiff", "zarr stack": "zarr",
            "PNG slices": "png"}
 
@@ -46,6 +47,23 @@ def layer_class_names(layer: Labels) -> dict[int, str]:
             if column in features:
                 names.update({int(i): str(n) for i, n in zip(features["index"], features[column], strict=True)})
     return names
+
+
+def is_annotation(layer) -> bool:
+    """Labels made here (the segment dock records its provenance), or at least not a reference."""
+    if not isinstance(layer, Labels) or layer.name == PREVIEW:
+        return False
+    return "napari_sammed" in layer.metadata or not any(w in layer.name.lower() for w in ("reference", "ground truth"))
+
+
+def default_labels(viewer) -> Labels | None:
+    """The labels layer to preselect: the newest annotation, else the newest labels layer."""
+    labels = [layer for layer in viewer.layers if isinstance(layer, Labels) and layer.name != PREVIEW]
+    made_here = [layer for layer in labels if "napari_sammed" in layer.metadata]
+    for candidates in (made_here, [layer for layer in labels if is_annotation(layer)], labels):
+        if candidates:
+            return candidates[-1]
+    return None
 
 
 class ExportWidget(Container):
@@ -77,8 +95,18 @@ class ExportWidget(Container):
         self.button.changed.connect(lambda: self.export())
         self.image.changed.connect(self._suggest_case)
         self.labels_layer.changed.connect(self._suggest_names)
+        self.status.native.setWordWrap(True)
+        self.native.setMaximumWidth(DOCK_WIDTH)
+        if default_labels(viewer) is not None:
+            self.labels_layer.value = default_labels(viewer)
+        viewer.layers.events.inserted.connect(self._prefer_new_annotations)
         self._suggest_case()
         self._suggest_names()
+
+    def _prefer_new_annotations(self, event) -> None:
+        """A labels layer the segment dock just made is what the user will want to export."""
+        if isinstance(event.value, Labels) and is_annotation(event.value) and not is_annotation(self.labels_layer.value):
+            self.labels_layer.value = event.value
 
     def _suggest_case(self, _event=None) -> None:
         if self.image.value is not None:

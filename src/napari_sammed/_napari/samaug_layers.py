@@ -21,7 +21,8 @@ def ensure_layers(viewer, image, shape: tuple[int, ...], metadata: dict) -> dict
     names = layer_names(image.name)
     ndim = len(shape)
     common = {"scale": image.scale[:ndim], "translate": image.translate[:ndim]}
-    specs = {"seg": ((), {"colormap": "magma"}),
+    # Additive blending over the image: dark (low prior) shows the image, bright shows the prior.
+    specs = {"seg": ((), {"colormap": "inferno", "blending": "additive", "opacity": 0.6}),
              "bnd": ((), {"colormap": "green", "blending": "additive"}),
              "aug": ((3,), {"rgb": True})}
     layers = {}

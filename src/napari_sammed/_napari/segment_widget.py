@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, PushButton, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, LineEdit, PushButton, SpinBox
 from napari.layers import Image, Labels
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
@@ -18,30 +18,26 @@ from qtpy.QtWidgets import QTabWidget
 import napari
 
 from ..core.engine.slice_engine import SliceEngine
-from ..core.io.windowing import CT_PRESETS, PERCENTILE_PRESET
-from ..core.model.load import describe_default, load_model
+from ..core.io.windowing import AUTO_PRESET, CT_PRESETS, PERCENTILE_PRESET
+from ..core.model.load import load_model
 from .interactive import add_confirmed, confirmed_slices
-from .layers import BOXES, POINTS, PREVIEW, layer_choice, prompt_for_slice, write_mask
+from .layers import BOXES, POINTS, layer_choice, prompt_for_slice, write_mask
+from .model_choice import BUNDLED, CHECKPOINT, CLASSICAL, device_choices, model_summary
+from .progress import ProgressNote
+from .prompt_layers import ensure_prompt_layers, ready_to_draw
 from .propagate_panel import PropagatePanel
 from .session import FOLLOW, Session
 from .settings import load_settings, save_settings
 
-BUNDLED, CHECKPOINT, CLASSICAL = "LiteMedSAM (bundled)", "checkpoint file", "weight-free (classical)"
 DOCK_WIDTH = 360
 NEW_LABELS = "a new '<image> labels' layer is made on the first Accept"
+FIRST_STEP = ("Draw a box around the structure: the rectangle tool of 'SAM boxes' is ready. "
+              "Shift-A accepts the preview.")
 HELP = (
     "Click in 'SAM points' (positive; tick 'negative clicks' or press T for negative) or draw a "
     "rectangle in 'SAM boxes': the preview updates at once. Shift-A accept, Shift-N next object, "
     "Escape clear prompts, Ctrl+Z / Ctrl+Shift+Z undo/redo in the labels layer."
 )
-
-
-def model_summary(engine: SliceEngine, bundled: bool) -> str:
-    """What the dock says about the loaded model, e.g. "LiteMedSAM (bundled, medical, box prompts)"."""
-    if bundled:
-        return f"{describe_default()} on {engine.device}"
-    sha = engine.describe().get("checkpoint_sha256")
-    return f"{engine.label} ({engine.frame}px) on {engine.device}" + (f", sha256 {sha[:12]}…" if sha else "")
 
 
 def _page(*widgets) -> Container:
@@ -64,23 +60,31 @@ class SegmentWidget(Container):
         # always visible
         self.image = layer_choice(viewer, "image", Image)
         self.model_status = Label(label="model", value="")
+        self.first_step = Label(value=FIRST_STEP)
+        self.progress_note = Label(value="")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         # model
         self.model = ComboBox(label="model", choices=[BUNDLED, CHECKPOINT, CLASSICAL],
                               value=stored.get("model", BUNDLED))
         self.checkpoint = FileEdit(label="checkpoint", mode="r", filter="*.pth *.pt *.safetensors",
                                    value=stored.get("checkpoint", ""))
-        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"], value=stored.get("device", "auto"))
+        devices = device_choices()  # only what this machine has: cuda on a CPU-only torch is not offered
+        self.device = ComboBox(label="device", choices=devices,
+                               value=stored.get("device") if stored.get("device") in devices else "auto")
         self.precision = ComboBox(label="precision", choices=["fp32", "bf16", "fp16"], value=stored.get("precision", "fp32"))
         self.load_button = PushButton(text="Load model")
         self.axis = ComboBox(label="slice axis", choices=["z", "y", "x"], value="z")
-        self.window = ComboBox(label="intensity", choices=[FOLLOW, *CT_PRESETS, PERCENTILE_PRESET], value=FOLLOW)
+        # The model's window is chosen here, on purpose; the display's contrast is the user's to play with.
+        self.window = ComboBox(label="model window", choices=[AUTO_PRESET, FOLLOW, *CT_PRESETS, PERCENTILE_PRESET],
+                               value=AUTO_PRESET)
+        self.window_note = Label(value="")
         self.embed_slice_button = PushButton(text="Embed current slice")
         self.embed_volume_button = PushButton(text="Embed whole volume")
         # segment
         self.target = layer_choice(viewer, "labels layer", Labels, nullable=True)
         self.target_hint = Label(value=NEW_LABELS)
         self.object_id = SpinBox(label="object id", min=1, max=65535, value=1)
+        self.object_name = LineEdit(label="name", value="")
         self.overwrite = CheckBox(text="paint over other objects", value=False)
         self.negative = CheckBox(text="negative clicks (T)", value=False)
         self.quality = Label(label="predicted IoU", value="–")
@@ -103,7 +107,8 @@ class SegmentWidget(Container):
         self.extend([self.image, self.model_status])
         self.tabs = QTabWidget()
         for title, page in (
-            ("Segment", _page(self.target, self.target_hint, self.object_id, self.overwrite, self.negative,
+            ("Segment", _page(self.first_step, self.target, self.target_hint, self.object_id, self.object_name,
+                              self.overwrite, self.negative,
                               self.quality, self.accept_button, self.next_button, self.clear_button,
                               self.auto_3d, self.z_buttons, self.object_3d)),
             ("Propagate", self.propagation),
@@ -113,9 +118,11 @@ class SegmentWidget(Container):
         ):
             self.tabs.addTab(page.native, title)
         self.native.layout().addWidget(self.tabs)
-        self.append(self.cancel_button)
+        self.extend([self.window_note, self.progress_note, self.cancel_button])
         self.native.layout().addStretch()
-        self.model_status.native.setWordWrap(True)
+        for label in (self.model_status, self.first_step, self.window_note, self.progress_note, self.target_hint,
+                      self.object_3d):
+            label.native.setWordWrap(True)
         self.native.setMaximumWidth(DOCK_WIDTH)  # leave the canvas most of a laptop screen
         self.native.setToolTip(HELP)
 
@@ -144,9 +151,11 @@ class SegmentWidget(Container):
         for key, action in (("Shift-A", self.accept), ("Shift-N", self.next_object),
                             ("Escape", self.clear_prompts), ("T", self._toggle_sign)):
             self.viewer.bind_key(key, lambda _v, a=action: a(), overwrite=True)
+        self.object_id.changed.connect(self._show_object_name)
         self._sync_model_choice()
         self.load()
         self._on_image_changed()
+        self.ready_to_draw()
 
     # ---- shared state --------------------------------------------------------------------
     @property
@@ -172,9 +181,14 @@ class SegmentWidget(Container):
         s.axis_name, s.window_choice = self.axis.value, self.window.value
         s.object_id, s.overwrite = int(self.object_id.value), bool(self.overwrite.value)
         self.target_hint.visible = self.target.value is None
+        self.show_window_note()
         if s.labels is not None:
             s.interactive.watch(s.labels)
         self._show_object_3d()
+
+    def show_window_note(self, _event=None) -> None:
+        """What the model sees and what changing it costs (shown under the tabs)."""
+        self.window_note.value = self.session.window_note()
 
     def mark_z(self, end: int | None) -> None:
         """Mark the current slice as the first (0) or last (1) of the object's z-range; None clears it."""
@@ -230,9 +244,10 @@ class SegmentWidget(Container):
             else:
                 model = load_model(path if choice == CHECKPOINT else None, device=self.device.value,
                                    dtype=self.precision.value)
-        except (ValueError, RuntimeError) as error:
-            show_error(f"napari-sammed: {error}")
-            self.model_status.value = f"not loaded: {error}"
+        except (ValueError, RuntimeError, AssertionError, OSError) as error:  # torch's device errors vary
+            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            show_error(f"napari-sammed: model not loaded: {message}")
+            self.model_status.value = f"not loaded: {message}"
             return
         self.session.engine = SliceEngine(model)
         self.session.forget_embeddings()
@@ -251,28 +266,23 @@ class SegmentWidget(Container):
             show_error(f"napari-sammed: {layer.name} has shape {layer.data.shape}; use a 2D image, "
                        "an RGB 2D image or a 3D volume (split channels first)")
             return
-        self._ensure_prompt_layers(layer)
+        ensure_prompt_layers(self.viewer, layer, self.segment)
+        layer.events.contrast_limits.connect(self.show_window_note)
 
-    def _ensure_prompt_layers(self, image: Image) -> None:
-        ndim = 2 if image.rgb else image.ndim
-        shape = image.data.shape[:ndim]
-        common = {"scale": image.scale[:ndim], "translate": image.translate[:ndim]}
-        if POINTS not in self.viewer.layers:
-            points = self.viewer.add_points(
-                np.zeros((0, ndim)), name=POINTS, ndim=ndim, size=max(shape[-2:]) / 40,
-                features={"positive": np.zeros(0, bool)}, face_color="positive",
-                face_color_cycle=["#ff3030", "#30ff30"], **common)
-            points.feature_defaults["positive"] = True
-            points.mode = "add"
-            points.events.data.connect(lambda _e: self.segment())
-        if BOXES not in self.viewer.layers:
-            boxes = self.viewer.add_shapes(name=BOXES, ndim=ndim, edge_color="yellow", face_color="transparent",
-                                           edge_width=max(shape[-2:]) / 200, **common)
-            boxes.events.data.connect(lambda _e: self.segment())
-        if PREVIEW not in self.viewer.layers or self.viewer.layers[PREVIEW].data.shape != shape:
-            if PREVIEW in self.viewer.layers:
-                self.viewer.layers.remove(PREVIEW)
-            self.viewer.add_labels(np.zeros(shape, np.uint8), name=PREVIEW, opacity=0.5, **common)
+    def ready_to_draw(self) -> None:
+        ready_to_draw(self.viewer)
+
+    def _show_object_name(self, _event=None) -> None:
+        layer = self.target.value
+        names = (layer.metadata.get("class_names") or {}) if layer is not None else {}
+        self.object_name.value = str(names.get(int(self.object_id.value), names.get(str(self.object_id.value), "")))
+
+    def _remember_object_name(self, layer: Labels) -> None:
+        """The name typed for this object goes into the layer, where exports read class names."""
+        name = self.object_name.value.strip()
+        if name:
+            names = {int(k): v for k, v in (layer.metadata.get("class_names") or {}).items()}
+            layer.metadata["class_names"] = names | {int(self.object_id.value): name}
 
     def _sync_point_sign(self, _event=None) -> None:
         if POINTS in self.viewer.layers:
@@ -332,10 +342,14 @@ class SegmentWidget(Container):
                 yield len(wanted) - len(todo) + min(start + step, len(todo))
 
         def then():
+            self.progress_note.value = ""
+            self.show_window_note()
             if then_segment and store.is_embedded(self.current_index()):
                 self.segment()
 
-        return self.session.start_worker(run(), "embedding", then)
+        worker = run()
+        worker.yielded.connect(ProgressNote(self.progress_note, len(wanted), "embedding", self.session))
+        return self.session.start_worker(worker, "embedding", then)
 
     def run_samaug(self, settings=None):
         """Write/update the three SAMAug layers for the current slice or the whole volume."""
@@ -376,9 +390,11 @@ class SegmentWidget(Container):
         prediction, index = preview.prediction, preview.index  # the slice it was made on, not the one shown
         object_id = int(self.object_id.value)
         interactive = self.session.interactive
+        self._remember_object_name(layer)
         if self.auto_3d.value and interactive.applies(layer, object_id, index):
             worker = interactive.update(layer, object_id, index, prediction.mask)
             self.clear_prompts()
+            self.ready_to_draw()
             return worker
         with interactive.model_writes():
             written = write_mask(layer, prediction.mask, self.slice_axis(), index, object_id,
@@ -388,6 +404,7 @@ class SegmentWidget(Container):
         self.session.record(layer)
         self.clear_prompts()
         self._show_object_3d()
+        self.ready_to_draw()  # the new labels layer took the focus; the next box is drawn at once
         return written
 
     def next_object(self) -> None:
@@ -395,6 +412,7 @@ class SegmentWidget(Container):
         top = int(np.asarray(layer.data).max()) if layer is not None else 0
         self.object_id.value = max(top, int(self.object_id.value)) + 1
         self.clear_prompts()
+        self.ready_to_draw()
 
     def clear_prompts(self) -> None:
         for name in (POINTS, BOXES):

@@ -14,7 +14,7 @@ from napari.layers import Image, Labels
 from napari.utils.notifications import show_error
 
 from ..core.engine.slice_engine import Prediction, SliceEngine
-from ..core.io.windowing import Window, resolve_window
+from ..core.io.windowing import AUTO_PRESET, Window, describe_window, resolve_window
 from ..core.volume.embeddings import VolumeEmbeddings
 from .interactive import Interactive3D
 from .layers import PREVIEW, contrast_window, record_provenance, slice_key
@@ -42,10 +42,11 @@ class Session:
         self.image: Image | None = None
         self.labels: Labels | None = None
         self.axis_name = "z"
-        self.window_choice = FOLLOW
+        self.window_choice = AUTO_PRESET
         self.object_id = 1
         self.overwrite = False
         self.preview: Preview | None = None
+        self.seconds_per_slice: float | None = None  # measured by the last embedding job
         self.worker = None
         self.on_busy: list[Callable[[bool], None]] = []
         self.on_new_labels: list[Callable[[Labels], None]] = []
@@ -80,13 +81,30 @@ class Session:
         return int(np.clip(np.rint(coords[axis]), 0, self.image.data.shape[axis] - 1))
 
     def current_window(self) -> Window | None:
-        """What the model sees: the layer's contrast limits or a preset, computed once per image."""
+        """What the model sees: a preset (``auto`` by default: the CT window for a CT in HU, else
+        percentiles), computed once per image, or on request the layer's contrast limits."""
         if self.window_choice == FOLLOW:
             return contrast_window(self.image)
         key = (id(self.image), self.window_choice)
         if key not in self._preset_windows:  # a percentile window reads the whole volume
             self._preset_windows[key] = resolve_window(np.asarray(self.image.data), self.window_choice)
         return self._preset_windows[key]
+
+    def window_note(self) -> str:
+        """The model's window, and whether (and at what cost) a contrast change re-embeds."""
+        if self.image is None or self.engine is None:
+            return ""
+        window = self.current_window()
+        if self.window_choice != FOLLOW:
+            return f"model {describe_window(window)}; display contrast changes cost nothing"
+        text = f"model {describe_window(window)} (follows the display contrast)"
+        shown = self._embeddings
+        if shown is not None and self._embed_key[0] == id(self.image) and shown.window != window:
+            cost = (f", ~{shown.n_slices * self.seconds_per_slice:.0f} s for all {shown.n_slices}"
+                    if self.seconds_per_slice else "")
+            text += (f"; contrast changed: slices are embedded again as you visit them{cost}"
+                     " (earlier windows stay cached)")
+        return text
 
     def z_range(self, object_id: int) -> tuple[int, int] | None:
         """The (first, last) slice the user marked for ``object_id``, once both are marked."""
