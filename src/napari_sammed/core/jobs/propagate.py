@@ -13,6 +13,7 @@ object "0" means every object.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -26,6 +27,8 @@ from ..io.read import file_stem, is_nifti, read_volume
 from ..io.write import label_dtype, write_volume
 from ..volume.embeddings import VolumeEmbeddings, axis_index
 from ..volume.propagation import Propagation, PropagationSettings, paint_masks, seeds_from_labels
+
+log = logging.getLogger(__name__)
 
 
 def read_prompt_file(path: str | Path) -> tuple[dict, dict]:
@@ -97,21 +100,24 @@ def run_propagation(
     """Propagate, write the labels with the image's geometry and the QC trace beside them.
 
     ``memory_slices`` bounds the embeddings held in memory when ``cache_dir`` keeps them on disk."""
-    from ..io.windowing import resolve_window
+    from ..io.windowing import describe_window, resolve_window
 
     output = Path(output)
     if output.exists() and not overwrite:
         raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
+    log.info(f"reading {image}")
     volume = read_volume(image)
     if volume.data.ndim != 3:
         raise ValueError(f"propagation needs a 3D image, got shape {volume.data.shape}")
     axis = axis_index(axis)
-    embeddings = VolumeEmbeddings(engine, volume.data, resolve_window(volume.data, window), axis, cache_dir,
-                                  memory_slices=memory_slices)
+    resolved = resolve_window(volume.data, window)
+    log.info(describe_window(resolved))
+    embeddings = VolumeEmbeddings(engine, volume.data, resolved, axis, cache_dir, memory_slices=memory_slices)
     if str(seeds_path).lower().endswith(".json"):
         prompts, stops = read_prompt_file(seeds_path)
         if objects:
             prompts = {k: v for k, v in prompts.items() if k in objects}
+        log.info(f"embedding the {len({i for v in prompts.values() for i in v})} prompted slices")
         seeds = seeds_from_prompts(embeddings, prompts, seeds_path)
         labels = np.zeros(volume.data.shape, np.uint16)
         paint_masks(labels, axis, seeds)
@@ -123,6 +129,8 @@ def run_propagation(
         seeds, stops = seeds_from_labels(labels, axis, objects), {}
     if not seeds:
         raise ValueError("no seeds: the seed labels are empty" + (f" for objects {objects}" if objects else ""))
+    log.info(f"propagating {len(seeds)} object(s) from {sum(map(len, seeds.values()))} seed slice(s), "
+             "embedding slices as the fronts reach them")
     result = Propagation(embeddings, seeds, settings, stops).run(progress)
     written = result.write_into(labels, axis)
     geometry = volume.layer_metadata()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,12 +24,13 @@ import numpy as np
 from ..engine.slice_engine import SliceEngine
 from ..io.read import read_volume
 from ..io.tables import markdown_table
-from ..io.windowing import resolve_window
+from ..io.windowing import describe_window, resolve_window
 from ..volume.annotator import VolumeAnnotator
 from ..volume.embeddings import VolumeEmbeddings
 from ..volume.metrics import Click, auc, dice, next_click, protocol_nsd
 
 NSD_TOLERANCE_MM = 2.0
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -117,6 +119,7 @@ def simulate_files(image: str | Path, labels: str | Path, engine: SliceEngine, w
                    classes: list[int] | None = None, clicks: int = 5, cache_dir: str | Path | None = None,
                    incremental: bool = True, progress: Callable[[int, int], None] | None = None) -> dict:
     """Read IMAGE and LABELS, run :func:`simulate`; -> {"runs", "window", "spacing"}."""
+    log.info(f"reading {image} and {labels}")
     volume, reference = read_volume(image), read_volume(labels)
     if volume.data.ndim != 3:
         raise ValueError(f"{image}: the protocol needs a 3D image, got shape {volume.data.shape}")
@@ -129,6 +132,7 @@ def simulate_files(image: str | Path, labels: str | Path, engine: SliceEngine, w
     if np.issubdtype(volume.data.dtype, np.floating) and not np.all(np.isfinite(volume.data)):
         raise ValueError(f"{image}: the image has NaN or infinite voxels")
     resolved = resolve_window(volume.data, window)
+    log.info(describe_window(resolved))
     embeddings = VolumeEmbeddings(engine, volume.data, resolved, "z", cache_dir)
     runs = simulate(embeddings, reference.data, volume.spacing, classes, clicks, incremental, progress)
     return {"runs": runs, "window": resolved, "spacing": volume.spacing}
