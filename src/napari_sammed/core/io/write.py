@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write
+from .atomic import atomic_write, temp_dir
 from .read import is_nifti, is_zarr
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -144,7 +143,7 @@ def write_zarr(path, data, meta: dict, overwrite: bool = False, name: str = "lab
     path = Path(path)
     _refuse_existing(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".napari-sammed-", suffix=".zarr", dir=path.parent))
+    tmp = temp_dir(path.parent, ".zarr")
     try:
         zarr_group(tmp, {name: np.asarray(data)}, meta)
         if path.exists():
