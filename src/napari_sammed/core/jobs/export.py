@@ -28,3 +28,13 @@ def export_files(image: str | Path, labels: str | Path, options: ExportOptions, 
                         class_names or {}, resolved, engine=engine, trace=trace,
                         sources=[str(image), str(labels)])
     return export_case(export, options)
+
+
+def class_names_from(text: str | None) -> dict[int, str]:
+    """``--class-names``: ``'1=spleen,5=liver'`` or a JSON file ``{id: name}``."""
+    from ..export.case import parse_class_names
+    from ..io.inputs import ClassNames, load_json
+
+    if text and text.lower().endswith(".json"):
+        return load_json(text, ClassNames, "class-names JSON file").as_dict()
+    return parse_class_names(text)

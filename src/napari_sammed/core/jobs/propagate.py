@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.slice_engine import Prompt, SliceEngine
-from ..io.inputs import InputError, PromptFile, load_json
+from ..io.inputs import InputError, NeedsOption, PromptFile, load_json
 from ..io.qc import object_summary, save_trace
 from ..io.read import file_stem, is_nifti, read_volume
 from ..io.write import label_dtype, write_volume
@@ -29,6 +29,24 @@ from ..volume.embeddings import VolumeEmbeddings, axis_index
 from ..volume.propagation import Propagation, PropagationSettings, paint_masks, seeds_from_labels
 
 log = logging.getLogger(__name__)
+
+#: ``propagate --help``: the files, and the prompts JSON exactly as :func:`read_prompt_file` reads it.
+FILES_HELP = """\
+IMAGE: NIfTI/TIFF/zarr/DICOM volume. OUTPUT: labels with the image's geometry (.nii.gz, .nii,
+.tif, .tiff, .zarr), plus OUTPUT_qc.csv/.json (one row per object and slice).
+
+SEEDS is a label volume of the image's shape (every slice where an object has voxels is one of
+its seeds), or a JSON file of prompts per object and slice:
+
+  {"objects": {"5": {"15": {"box": [x0, y0, x1, y1]},
+                     "22": {"points": [[120, 80], [130, 95]], "labels": [1, 0]}}},
+   "stops": {"5": [[30, 125, 90]], "0": [[3]]}}
+
+objects: object id -> slice index -> a prompt with a "box" [x0, y0, x1, y1] and/or "points"
+[[x, y], ...] with "labels" (1 positive, 0 negative; default all 1). Coordinates are pixels of
+the slice along --axis (x = column, y = row). stops (optional): object id -> [[slice]] stops
+every front of the object there, [[slice, x, y]] only fronts whose box holds the point; object
+"0" means every object."""
 
 
 def read_prompt_file(path: str | Path) -> tuple[dict, dict]:
@@ -104,7 +122,7 @@ def run_propagation(
 
     output = Path(output)
     if output.exists() and not overwrite:
-        raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
+        raise NeedsOption(f"{output} exists; pass {{overwrite}} to replace it")
     log.info(f"reading {image}")
     volume = read_volume(image)
     if volume.data.ndim != 3:
@@ -141,3 +159,14 @@ def run_propagation(
     traces = save_trace(result.trace, output.parent / f"{file_stem(output)}_qc", result.ends, {"provenance": provenance})
     return {"output": out, "trace": traces, "voxels_written": written,
             "objects": object_summary(result.trace), "nifti": is_nifti(out)}
+
+
+def format_report(report: dict, kind: str) -> str:
+    """What ``propagate`` prints: the output, each object's slice range and why its fronts stopped."""
+    lines = [f"wrote {report['output']} ({report['voxels_written']} voxels propagated, {kind})"]
+    for object_id, info in sorted(report["objects"].items()):
+        ends = ", ".join(f"{s['reason']} at {s['slice']}" for s in info["stops"]) or "volume ends"
+        lines.append(f"  object {object_id}: slices {info['first']}-{info['last']}, {info['propagated']} "
+                     f"propagated; stopped: {ends}")
+    lines.append("QC trace: " + ", ".join(str(p) for p in report["trace"]))
+    return "\n".join(lines)

@@ -177,3 +177,16 @@ def to_csv(runs: list[ClassRun]) -> str:
             writer.writerow([r.class_id, step, kind, *where, f"{d:.6f}", f"{n:.6f}", f"{s:.4f}",
                              f"{r.dsc_auc:.4f}", f"{r.nsd_auc:.4f}"])
     return out.getvalue()
+
+
+def format_report(report: dict, clicks: int, label: str, from_scratch: bool = False) -> str:
+    """What ``simulate`` prints: the protocol line, the per-class table and the means."""
+    runs, window = report["runs"], report["window"]
+    mode = "re-propagated from scratch" if from_scratch else "incremental 3D update"
+    s = summary(runs)
+    return "\n".join([
+        f"CVPR 2025 interactive protocol: box + {clicks} clicks, {len(runs)} classes, {label}, "
+        f"window {'none' if window is None else f'{window.low:g}..{window.high:g}'}, {mode}",
+        format_table(runs),
+        f"mean Dice after the box {s['dice_box']:.3f}, final {s['dice_final']:.3f}; DSC_AUC {s['dsc_auc']:.2f}; "
+        f"final NSD {s['nsd_final']:.3f}; {s['seconds']:.2f} s per interaction"])
