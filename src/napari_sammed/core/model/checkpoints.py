@@ -68,10 +68,21 @@ def read_checkpoint(path: str | os.PathLike, expected_sha256: str | None = None)
 def check_finite(state_dict: dict[str, torch.Tensor], path: Path) -> None:
     """Refuse weights holding NaN or infinity, naming the first such key (in file order)."""
     for key, tensor in state_dict.items():
-        if (tensor.is_floating_point() or tensor.is_complex()) and not bool(torch.isfinite(tensor).all()):
+        if (tensor.is_floating_point() or tensor.is_complex()) and not _all_finite(tensor):
             bad = "NaN" if bool(torch.isnan(tensor).any()) else "infinite"
             raise CheckpointError(f"{path}: weight {key!r} holds {bad} values (the first such key); "
                                   "the checkpoint is damaged or diverged in training")
+
+
+def _all_finite(tensor: torch.Tensor) -> bool:
+    """True if no element is NaN or infinite. A sum is NaN/inf when any element is, and summing
+    is far cheaper than an element-wise isfinite (5 s -> well under 1 s for SAM-Med2D); only a
+    sum that is not finite (or overflows) is checked element by element."""
+    if tensor.is_complex():
+        return bool(torch.isfinite(tensor).all())
+    if bool(torch.isfinite(tensor.sum())):  # an overflowing sum falls through to the exact check
+        return True
+    return bool(torch.isfinite(tensor).all())
 
 
 class _DeclaredStorage:
@@ -312,25 +323,24 @@ def checkpoint_info(path: str | os.PathLike, kind: str | None = None) -> dict:
     """What a checkpoint is - kind, size, sha256, format, parameters, architecture - read without
     building the model or scanning the weights (``info``: seconds, not the half minute a load takes).
 
-    Tensors are memory-mapped (torch zip files) or only their headers read (safetensors); nothing
-    pickled is executed. Loading the model still checks everything (shapes, NaN).
+    Tensors are memory-mapped; nothing pickled is executed; NaN/infinite weights are refused as
+    a load would. Shapes are checked only when the model is built.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     if _is_safetensors(path):
-        from safetensors import safe_open
+        from safetensors.torch import load_file
 
         try:
-            with safe_open(str(path), "pt") as f:
-                state = {k: torch.empty(f.get_slice(k).get_shape(), device="meta") for k in f.keys()}  # noqa: SIM118
+            state, fmt = load_file(str(path)), "safetensors"  # memory-mapped by safetensors
         except Exception as error:  # noqa: BLE001 - any parse failure is a bad file
             raise CheckpointError(f"{path.name} is not a readable safetensors file ({error})") from None
-        fmt = "safetensors"
     else:
         check_declared_storage(path)
         raw, fmt = _torch_load_mapped(path)
         state = _extract_state_dict(raw, path)
+    check_finite(state, path)  # cheap on mapped tensors (the sha256 reads the file anyway)
     spec = spec_for(state, path, kind)
     return {"kind": spec.kind, "label": LABELS.get(spec.kind, f"SAM {spec.kind[4:]}"),
             "checkpoint_path": str(path), "size_bytes": path.stat().st_size,
