@@ -142,3 +142,16 @@ def test_status_lines_and_the_window_used(tmp_path):
     done = cli("propagate", CT, seeds, tmp_path / "q.nii.gz", "--window", "ct-abdomen", *model)
     assert "napari-sammed propagate: window ct-abdomen: -125..225" in done.stderr.splitlines()
     assert "napari-sammed propagate: loading model" in done.stderr and "napari-sammed propagate: reading" in done.stderr
+
+
+def test_samaug_progress_advances_per_slice(tmp_path, case_files):
+    """One volume: one report per slice as it is done (the bar used to jump to 1/1 at the end)."""
+    from napari_sammed.core.engine.slice_engine import SliceEngine
+    from napari_sammed.core.jobs.samaug import run_samaug
+    from napari_sammed.core.model.load import load_model
+
+    image, _ = case_files
+    calls = []
+    run_samaug(image, tmp_path / "maps", SliceEngine(load_model(kind="weight-free")), None,
+               progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(k, 6) for k in range(1, 7)]
