@@ -148,7 +148,7 @@ def test_convert_writes_weights_only_file(tmp_path, small_checkpoint):
     assert b.checkpoint_format == "safetensors"
     for key, value in a.state_dict().items():
         assert torch.equal(value, b.state_dict()[key])
-    with pytest.raises(CheckpointError, match="exists"):
+    with pytest.raises(FileExistsError, match="exists; pass overwrite"):
         convert_checkpoint(small_checkpoint, out)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".convert-")]
 

@@ -52,11 +52,14 @@ def run(capsys, *argv) -> tuple[int, str, str]:
 
 
 def one_line_error(err: str, command: str, fragment: str, file: str | Path | None = None) -> None:
-    """The CLI's bad-input contract: exactly one line, ``napari-sammed <command>: error: <file>: ...``."""
+    """The CLI's bad-input contract: exactly one error line, ``napari-sammed <command>: error:
+    <file>: ...``, after any status lines (``napari-sammed <command>: reading ...``)."""
+    prefix = f"napari-sammed {command}: error: "
     lines = [line for line in err.splitlines() if line.strip() and "warning:" not in line]
+    status = [line for line in lines[:-1] if line.startswith(f"napari-sammed {command}: ")]
+    lines = [line for line in lines if line not in status or line.startswith(prefix)]
     assert len(lines) == 1, err
     assert "Traceback" not in err
-    prefix = f"napari-sammed {command}: error: "
     assert lines[0].startswith(prefix), lines[0]
     if file is not None:
         assert lines[0].startswith(f"{prefix}{file}: "), lines[0]

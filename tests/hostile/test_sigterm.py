@@ -59,7 +59,9 @@ def test_sigterm_during_export_cleans_staging(tmp_path, capsys, case_files, fmt)
         if child.poll() is None:
             child.kill()
     assert child.returncode == 128 + signal.SIGTERM
-    assert err.strip().splitlines() == ["napari-sammed export: error: terminated (SIGTERM); unfinished output was removed"]
+    lines = err.strip().splitlines()  # status lines (reading ..., window ...), then the one error line
+    assert lines[-1] == "napari-sammed export: error: terminated (SIGTERM); unfinished output was removed"
+    assert all(": error:" not in line and "Traceback" not in line for line in lines[:-1]), err
     assert not stage.exists()
     assert not list(tmp_path.rglob(".napari-sammed-*"))
     assert snapshot(tmp_path) == before  # case a intact and listed; nothing of case b

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..io.inputs import Provenance
+from ..io.inputs import NeedsOption, Provenance
 from ..io.qc import save_trace
 from .case import ExportCase
 from .staging import Staging, read_json
@@ -23,7 +23,7 @@ def check_dataset_folder(folder: Path, index_files: tuple[str, ...], kind: str, 
         raise FileExistsError(f"{folder} exists and is not a {kind} dataset (no {' or '.join(index_files)}); "
                               "choose a new folder, id or name")
     if not append and not overwrite:
-        raise FileExistsError(f"{folder} exists; pass append to add case {case!r} (or overwrite)")
+        raise NeedsOption(f"{folder} exists; pass {{append}} to add case {case!r} (or {{overwrite}})")
 
 
 def record_case(staging: Staging, folder: Path, case: ExportCase, details: dict) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.inputs import NnunetDatasetJson
+from ..io.inputs import NeedsOption, NnunetDatasetJson
 from ..io.write import label_dtype, to_nifti
 from .case import ExportCase
 from .dataset import PROVENANCE_JSON, check_dataset_folder, record_case
@@ -63,7 +63,7 @@ def export_nnunet(
         raise ValueError(f"{folder} has channels {info.get('channel_names')}, this case {channels}")
     label_file = f"labelsTr/{case.name}{FILE_ENDING}"
     if (folder / label_file).exists() and not overwrite:
-        raise FileExistsError(f"case {case.name!r} is already in {folder}; pass overwrite to replace it")
+        raise NeedsOption(f"case {case.name!r} is already in {folder}; pass {{overwrite}} to replace it")
 
     ids = case.label_ids()
     table = label_table((info or {}).get("labels", {}), [case.name_of(i) for i in ids])

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..io.inputs import Sammed2dTest, Sammed2dTrain
+from ..io.inputs import NeedsOption, Sammed2dTest, Sammed2dTrain
 from ..io.paths import dataset_entry
 from ..io.windowing import apply_window
 from .case import ExportCase
@@ -90,7 +90,7 @@ def export_sammed2d(
     image_prefix = f"{prefix}/images/{case.name}"
     existing = [k for k in train if _is_case(k, image_prefix)] + [v for v in test.values() if _is_case(v, image_prefix)]
     if existing and not overwrite:
-        raise FileExistsError(f"case {case.name!r} is already in {dataset}; pass overwrite to replace it")
+        raise NeedsOption(f"case {case.name!r} is already in {dataset}; pass {{overwrite}} to replace it")
     old_files = set(existing)
     old_files |= {m for k in existing for m in train.get(k, [])} | {m for m, v in test.items() if v in existing}
     train = {k: v for k, v in train.items() if k not in old_files}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.inputs import NeedsOption
 from ..io.qc import save_trace
 from ..io.write import write_tiff, zarr_group
 from .case import ExportCase
@@ -30,7 +31,7 @@ def export_stack(case: ExportCase, folder: str | Path, fmt: str = "tiff", includ
     names.append(f"{case.name}_{fmt}_provenance.json")
     clashes = [n for n in names if (folder / n).exists()]
     if clashes and not overwrite:
-        raise FileExistsError(f"{folder / clashes[0]} exists; pass overwrite to replace it")
+        raise NeedsOption(f"{folder / clashes[0]} exists; pass {{overwrite}} to replace it")
     with Staging(folder, replace=overwrite) as staging:
         if fmt == "tiff":
             write_tiff(staging.path(names[0]), case.labels, case.meta, labels=True)

@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..io.atomic import temp_dir
 from ..io.inputs import load_json
 from ..io.paths import inside
 
@@ -33,7 +34,8 @@ class Staging:
         parent = self.root if self.exists else self.root.parent
         try:
             parent.mkdir(parents=True, exist_ok=True)
-            self.dir = Path(tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=parent))
+            # a new dataset is this folder renamed: it gets a folder's normal permissions
+            self.dir = temp_dir(parent, prefix=STAGE_PREFIX)
         except OSError as error:
             raise PermissionError(f"cannot write to {parent}: {error.strerror or error}") from None
         self._index: list[str] = []

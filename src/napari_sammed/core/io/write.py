@@ -10,14 +10,40 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write
+from .atomic import atomic_write, temp_dir
+from .inputs import NeedsOption
 from .orientation import LPS_TO_RAS, display_affine, to_source
 from .read import is_nifti, is_zarr
+
+VOLUME_SUFFIXES = (".nii.gz", ".nii", ".tif", ".tiff", ".zarr")
+
+
+def check_output(path, overwrite: bool = False, suffixes: tuple[str, ...] | None = None,
+                 folder: bool = False) -> Path:
+    """Refuse an output path before any work starts (minutes of model time are lost otherwise):
+    an unsupported suffix, a file where a folder goes (or the reverse), an existing file without
+    ``overwrite``, or a place that cannot be written. ``.zarr`` outputs are folders."""
+    path = Path(path)
+    if suffixes and not path.name.lower().endswith(suffixes):
+        raise ValueError(f"cannot write {path.name}: use {', '.join(suffixes)}")
+    if folder and path.exists() and not path.is_dir():
+        raise ValueError(f"{path} is a file; give a folder")
+    if not folder and path.is_dir() and not is_zarr(path):
+        raise ValueError(f"{path} is a folder; give a file name")
+    if not folder and path.exists() and not overwrite:
+        raise NeedsOption(f"{path} exists; pass {{overwrite}} to replace it")
+    parent = path if folder and path.exists() else path.parent
+    while not parent.exists() and parent != parent.parent:  # folders are created on writing
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"cannot write {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write {path}: {parent} is not writable")
+    return path
 
 
 def label_dtype(array: np.ndarray) -> np.dtype:
@@ -79,7 +105,7 @@ def to_nifti(data: np.ndarray, meta: dict, dtype: np.dtype | None = None):
 
 def _refuse_existing(path: Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite to replace it")
+        raise NeedsOption(f"{path} exists; pass {{overwrite}} to replace it")
 
 
 def write_nifti(path, data, meta: dict, dtype=None, overwrite: bool = False) -> Path:
@@ -149,7 +175,7 @@ def write_zarr(path, data, meta: dict, overwrite: bool = False, name: str = "lab
     path = Path(path)
     _refuse_existing(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".napari-sammed-", suffix=".zarr", dir=path.parent))
+    tmp = temp_dir(path.parent, ".zarr")
     try:
         zarr_group(tmp, {name: np.asarray(data)}, meta)
         if path.exists():
@@ -170,4 +196,4 @@ def write_volume(path, data, meta: dict, overwrite: bool = False, labels: bool =
         return write_tiff(path, data, meta, overwrite, labels=labels)
     if is_zarr(path):
         return write_zarr(path, data, meta, overwrite, "labels" if labels else "image")
-    raise ValueError(f"cannot write {path.name}: use .nii.gz, .nii, .tif, .tiff or .zarr")
+    raise ValueError(f"cannot write {path.name}: use {', '.join(VOLUME_SUFFIXES)}")

@@ -16,6 +16,7 @@ import csv
 import datetime
 import io
 import json
+import logging
 import os
 import shutil
 import sys
@@ -36,6 +37,7 @@ EXPORT_RECORD = "exported.json"  # OUTDIR/exported.json: {case: what was exporte
 #: Slice embeddings held in memory per volume; the rest stay in the on-disk cache
 #: (LiteMedSAM: 4 MiB a slice, so 32 slices = 128 MiB however long the volume).
 MEMORY_SLICES = 32
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,7 @@ def run_case(case: CaseSpec, plan: Plan, outdir: str | Path, engine, model: Mode
             return _row(case.name, "cached", done.get("seconds", 0.0), done.get("objects"),
                         done.get("mean_predicted_iou"))
         (case_dir / DONE).unlink(missing_ok=True)
+        log.info(f"case {case.name}")  # the lines that follow (window, reading, ...) are this case's
         case_dir.mkdir(parents=True, exist_ok=True)
         cache_dir = outdir / ".cache" / case.name
         window = plan.window_of(case)

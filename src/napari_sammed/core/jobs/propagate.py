@@ -13,6 +13,7 @@ object "0" means every object.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -20,12 +21,32 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.slice_engine import Prompt, SliceEngine
-from ..io.inputs import InputError, PromptFile, load_json
+from ..io.inputs import InputError, NeedsOption, PromptFile, load_json
 from ..io.qc import object_summary, save_trace
 from ..io.read import file_stem, is_nifti, read_volume
 from ..io.write import label_dtype, write_volume
 from ..volume.embeddings import VolumeEmbeddings, axis_index
 from ..volume.propagation import Propagation, PropagationSettings, paint_masks, seeds_from_labels
+
+log = logging.getLogger(__name__)
+
+#: ``propagate --help``: the files, and the prompts JSON exactly as :func:`read_prompt_file` reads it.
+FILES_HELP = """\
+IMAGE: NIfTI/TIFF/zarr/DICOM volume. OUTPUT: labels with the image's geometry (.nii.gz, .nii,
+.tif, .tiff, .zarr), plus OUTPUT_qc.csv/.json (one row per object and slice).
+
+SEEDS is a label volume of the image's shape (every slice where an object has voxels is one of
+its seeds), or a JSON file of prompts per object and slice:
+
+  {"objects": {"5": {"15": {"box": [x0, y0, x1, y1]},
+                     "22": {"points": [[120, 80], [130, 95]], "labels": [1, 0]}}},
+   "stops": {"5": [[30, 125, 90]], "0": [[3]]}}
+
+objects: object id -> slice index -> a prompt with a "box" [x0, y0, x1, y1] and/or "points"
+[[x, y], ...] with "labels" (1 positive, 0 negative; default all 1). Coordinates are pixels of
+the slice along --axis (x = column, y = row). stops (optional): object id -> [[slice]] stops
+every front of the object there, [[slice, x, y]] only fronts whose box holds the point; object
+"0" means every object."""
 
 
 def read_prompt_file(path: str | Path) -> tuple[dict, dict]:
@@ -97,21 +118,24 @@ def run_propagation(
     """Propagate, write the labels with the image's geometry and the QC trace beside them.
 
     ``memory_slices`` bounds the embeddings held in memory when ``cache_dir`` keeps them on disk."""
-    from ..io.windowing import resolve_window
+    from ..io.windowing import describe_window, resolve_window
 
     output = Path(output)
     if output.exists() and not overwrite:
-        raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
+        raise NeedsOption(f"{output} exists; pass {{overwrite}} to replace it")
+    log.info(f"reading {image}")
     volume = read_volume(image)
     if volume.data.ndim != 3:
         raise ValueError(f"propagation needs a 3D image, got shape {volume.data.shape}")
     axis = axis_index(axis)
-    embeddings = VolumeEmbeddings(engine, volume.data, resolve_window(volume.data, window), axis, cache_dir,
-                                  memory_slices=memory_slices)
+    resolved = resolve_window(volume.data, window)
+    log.info(describe_window(resolved))
+    embeddings = VolumeEmbeddings(engine, volume.data, resolved, axis, cache_dir, memory_slices=memory_slices)
     if str(seeds_path).lower().endswith(".json"):
         prompts, stops = read_prompt_file(seeds_path)
         if objects:
             prompts = {k: v for k, v in prompts.items() if k in objects}
+        log.info(f"embedding the {len({i for v in prompts.values() for i in v})} prompted slices")
         seeds = seeds_from_prompts(embeddings, prompts, seeds_path)
         labels = np.zeros(volume.data.shape, np.uint16)
         paint_masks(labels, axis, seeds)
@@ -123,6 +147,8 @@ def run_propagation(
         seeds, stops = seeds_from_labels(labels, axis, objects), {}
     if not seeds:
         raise ValueError("no seeds: the seed labels are empty" + (f" for objects {objects}" if objects else ""))
+    log.info(f"propagating {len(seeds)} object(s) from {sum(map(len, seeds.values()))} seed slice(s), "
+             "embedding slices as the fronts reach them")
     result = Propagation(embeddings, seeds, settings, stops).run(progress)
     written = result.write_into(labels, axis)
     geometry = volume.layer_metadata()
@@ -133,3 +159,14 @@ def run_propagation(
     traces = save_trace(result.trace, output.parent / f"{file_stem(output)}_qc", result.ends, {"provenance": provenance})
     return {"output": out, "trace": traces, "voxels_written": written,
             "objects": object_summary(result.trace), "nifti": is_nifti(out)}
+
+
+def format_report(report: dict, kind: str) -> str:
+    """What ``propagate`` prints: the output, each object's slice range and why its fronts stopped."""
+    lines = [f"wrote {report['output']} ({report['voxels_written']} voxels propagated, {kind})"]
+    for object_id, info in sorted(report["objects"].items()):
+        ends = ", ".join(f"{s['reason']} at {s['slice']}" for s in info["stops"]) or "volume ends"
+        lines.append(f"  object {object_id}: slices {info['first']}-{info['last']}, {info['propagated']} "
+                     f"propagated; stopped: {ends}")
+    lines.append("QC trace: " + ", ".join(str(p) for p in report["trace"]))
+    return "\n".join(lines)

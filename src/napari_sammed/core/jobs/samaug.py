@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,11 +12,12 @@ import numpy as np
 
 from ..engine.automatic_masks import AmgSettings
 from ..engine.samaug import samaug_slice
-from ..io.atomic import atomic_write
+from ..io.atomic import atomic_write, temp_file
 from ..io.inputs import InputError
 from ..io.read import IMAGE_SUFFIXES, NIFTI_SUFFIXES, TIFF_SUFFIXES, file_stem, is_zarr, read_volume
-from ..io.windowing import apply_window, resolve_window
+from ..io.windowing import apply_window, describe_window, resolve_window
 
+log = logging.getLogger(__name__)
 MAPS = ("seg_prior", "boundary_prior", "augmented")
 
 
@@ -73,7 +74,8 @@ def run_samaug(
     and ``<stem>_samaug.json`` for a 2D image, each image of a folder, or a volume.
 
     Volumes give (Z, H, W[, 3]) stacks along z, written slice by slice. Outputs that exist are
-    skipped, so a rerun resumes; each file is written atomically.
+    skipped, so a rerun resumes; each file is written atomically. ``progress(done, total)``
+    counts the slices of a single input, else the inputs of a folder.
     """
     from skimage import io as skio
 
@@ -82,17 +84,20 @@ def run_samaug(
     outdir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     stems = output_stems(inputs)
+    single = len(inputs) == 1
     for n, path in enumerate(inputs):
         stem = stems[path]
         if not all((outdir / f"{stem}_{m}.tif").exists() for m in MAPS):
+            log.info(f"reading {path}")
             if path.name.lower().endswith(IMAGE_SUFFIXES):
                 data = skio.imread(str(path))
                 if data.ndim == 3 and data.shape[-1] == 4:
                     data = data[..., :3]
             else:
                 data = read_volume(path).data
-            written += write_maps(data, path, outdir, stem, engine, window, settings)
-        if progress:
+            written += write_maps(data, path, outdir, stem, engine, window, settings,
+                                  progress=progress if single else None)
+        if progress and not single:
             progress(n + 1, len(inputs))
     return written
 
@@ -105,9 +110,9 @@ def samaug_volume(source: Path, outdir: Path, engine, window, settings: AmgSetti
 
 
 def write_maps(data: np.ndarray, source: Path, outdir: Path, stem: str, engine, window, settings: AmgSettings,
-               cache_dir: Path | None = None) -> list[Path]:
+               cache_dir: Path | None = None, progress: Callable[[int, int], None] | None = None) -> list[Path]:
     """The maps of one 2D image or one volume (streamed to disk slice by slice: memory holds one
-    slice's masks), then ``<stem>_samaug.json``."""
+    slice's masks), then ``<stem>_samaug.json``; ``progress(done, total)`` after every slice."""
     import tifffile
     from skimage import io as skio
 
@@ -115,13 +120,14 @@ def write_maps(data: np.ndarray, source: Path, outdir: Path, stem: str, engine, 
 
     outdir.mkdir(parents=True, exist_ok=True)
     win = resolve_window(data, window)
+    log.info(describe_window(win))
     is_volume = data.ndim == 3 and data.shape[-1] != 3
     volume = data if is_volume else data[None]
     # With a cache (bulk runs) embeddings are stored and reused; without one, embedded per batch.
     cached = VolumeEmbeddings(engine, volume, win, "z", cache_dir, memory_slices=engine.batch_size) \
         if is_volume and cache_dir is not None else None
     targets = {m: outdir / f"{stem}_{m}.tif" for m in MAPS}
-    temps = {m: Path(tempfile.mkstemp(prefix=".napari-sammed-", suffix=".tif", dir=outdir)[1]) for m in MAPS}
+    temps = {m: temp_file(outdir, ".tif") for m in MAPS}
     writers = {m: tifffile.TiffWriter(temps[m]) for m in MAPS}
     counts, method, augmented = [], None, None
     try:
@@ -142,6 +148,8 @@ def write_maps(data: np.ndarray, source: Path, outdir: Path, stem: str, engine, 
                 writers["augmented"].write(result.augmented, contiguous=True, photometric="rgb")
                 counts.append(len(result.masks.masks))
                 method, augmented = result.masks.method, result.augmented
+                if progress:
+                    progress(k + 1, len(volume))
         for writer in writers.values():
             writer.close()
         for m in MAPS:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,12 +24,13 @@ import numpy as np
 from ..engine.slice_engine import SliceEngine
 from ..io.read import read_volume
 from ..io.tables import markdown_table
-from ..io.windowing import resolve_window
+from ..io.windowing import describe_window, resolve_window
 from ..volume.annotator import VolumeAnnotator
 from ..volume.embeddings import VolumeEmbeddings
 from ..volume.metrics import Click, auc, dice, next_click, protocol_nsd
 
 NSD_TOLERANCE_MM = 2.0
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -117,6 +119,7 @@ def simulate_files(image: str | Path, labels: str | Path, engine: SliceEngine, w
                    classes: list[int] | None = None, clicks: int = 5, cache_dir: str | Path | None = None,
                    incremental: bool = True, progress: Callable[[int, int], None] | None = None) -> dict:
     """Read IMAGE and LABELS, run :func:`simulate`; -> {"runs", "window", "spacing"}."""
+    log.info(f"reading {image} and {labels}")
     volume, reference = read_volume(image), read_volume(labels)
     if volume.data.ndim != 3:
         raise ValueError(f"{image}: the protocol needs a 3D image, got shape {volume.data.shape}")
@@ -129,6 +132,7 @@ def simulate_files(image: str | Path, labels: str | Path, engine: SliceEngine, w
     if np.issubdtype(volume.data.dtype, np.floating) and not np.all(np.isfinite(volume.data)):
         raise ValueError(f"{image}: the image has NaN or infinite voxels")
     resolved = resolve_window(volume.data, window)
+    log.info(describe_window(resolved))
     embeddings = VolumeEmbeddings(engine, volume.data, resolved, "z", cache_dir)
     runs = simulate(embeddings, reference.data, volume.spacing, classes, clicks, incremental, progress)
     return {"runs": runs, "window": resolved, "spacing": volume.spacing}
@@ -173,3 +177,16 @@ def to_csv(runs: list[ClassRun]) -> str:
             writer.writerow([r.class_id, step, kind, *where, f"{d:.6f}", f"{n:.6f}", f"{s:.4f}",
                              f"{r.dsc_auc:.4f}", f"{r.nsd_auc:.4f}"])
     return out.getvalue()
+
+
+def format_report(report: dict, clicks: int, label: str, from_scratch: bool = False) -> str:
+    """What ``simulate`` prints: the protocol line, the per-class table and the means."""
+    runs, window = report["runs"], report["window"]
+    mode = "re-propagated from scratch" if from_scratch else "incremental 3D update"
+    s = summary(runs)
+    return "\n".join([
+        f"CVPR 2025 interactive protocol: box + {clicks} clicks, {len(runs)} classes, {label}, "
+        f"window {'none' if window is None else f'{window.low:g}..{window.high:g}'}, {mode}",
+        format_table(runs),
+        f"mean Dice after the box {s['dice_box']:.3f}, final {s['dice_final']:.3f}; DSC_AUC {s['dsc_auc']:.2f}; "
+        f"final NSD {s['nsd_final']:.3f}; {s['seconds']:.2f} s per interaction"])
