@@ -96,9 +96,11 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def middle_slice(labels: np.ndarray, label: int, axis: int = 0) -> int:
+    """The middle slice holding ``label``; of an even count the lower one, which is the slice the
+    measured numbers in the tests came from before volumes were shown head first."""
     other = tuple(i for i in range(labels.ndim) if i != axis)
     present = np.flatnonzero((labels == label).any(axis=other))
-    return int(present[len(present) // 2])
+    return int(present[(len(present) - 1) // 2])
 
 
 def bbox_xyxy(mask: np.ndarray) -> np.ndarray:

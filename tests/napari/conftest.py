@@ -9,6 +9,12 @@ from napari_sammed._napari.segment_widget import CLASSICAL
 from napari_sammed._sample_data import sample_ct
 
 
+@pytest.fixture(autouse=True)
+def own_embedding_cache(tmp_path, monkeypatch):
+    """Each test embeds from scratch: caches of every window are kept, so one would leak into the next."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
 @pytest.fixture
 def ct_viewer(make_napari_viewer):
     viewer = make_napari_viewer()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_sammed._napari.segment_widget import BOXES, POINTS, PREVIEW
+from napari_sammed._napari.layers import BOXES, POINTS, PREVIEW
 from tests.conftest import dice, middle_slice
 from tests.napari.conftest import draw_box_around, go_to_slice, open_segment_dock, wait_for_worker
 

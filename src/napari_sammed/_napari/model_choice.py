@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 from ..core.engine.slice_engine import SliceEngine
-from ..core.model.load import describe_default
+from ..core.model.load import available_devices, describe_default
 
 BUNDLED, CHECKPOINT, CLASSICAL = "LiteMedSAM (bundled)", "checkpoint file", "weight-free (classical)"
 
 
 def device_choices() -> list[str]:
-    """The devices this torch can use, for the device menu."""
-    import torch
-
-    found = ["auto", "cpu"]
-    if torch.cuda.is_available():
-        found.append("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        found.append("mps")
-    return found
+    """The devices this torch can use, for the device menu (``cuda`` stands for the first GPU)."""
+    found = available_devices()
+    return ["auto", *(["cuda"] if "cuda:0" in found else []), *found]
 
 
 def model_summary(engine: SliceEngine, bundled: bool) -> str:
