@@ -158,3 +158,15 @@ def test_lite_medsam_liver_leak_into_bowel_is_flagged(ct_liver):
     assert leaking and leaking <= flagged  # every clearly leaking slice is marked
     assert all(rows[k].predicted_iou > 0.75 for k in leaking)  # ... which the predicted IoU misses
     assert len({k for k in flagged if scores[k] >= 0.8}) <= 2  # and few good ones
+
+
+def test_the_propagate_report_names_the_flagged_slices():
+    from napari_sammed.core.jobs.propagate import format_report
+
+    result = run(leak=True)
+    report = {"output": "out.nii.gz", "voxels_written": 1, "trace": ["out_qc.csv"],
+              "objects": object_summary(result.trace)}
+    line = next(s for s in format_report(report, "test").splitlines() if s.startswith(f"  object {ORGAN}:"))
+    assert line.endswith("look here: " + ", ".join(f"{k} (leak)" for k in LEAK_SLICES))
+    steady = {**report, "objects": object_summary(run(leak=False).trace)}
+    assert "look here" not in format_report(steady, "test")

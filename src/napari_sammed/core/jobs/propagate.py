@@ -162,11 +162,13 @@ def run_propagation(
 
 
 def format_report(report: dict, kind: str) -> str:
-    """What ``propagate`` prints: the output, each object's slice range and why its fronts stopped."""
+    """What ``propagate`` prints: the output, each object's slice range, why its fronts stopped
+    and the slices its QC flagged (look at those first)."""
     lines = [f"wrote {report['output']} ({report['voxels_written']} voxels propagated, {kind})"]
     for object_id, info in sorted(report["objects"].items()):
         ends = ", ".join(f"{s['reason']} at {s['slice']}" for s in info["stops"]) or "volume ends"
+        flagged = ", ".join(f"{f['slice']} ({f['flag']})" for f in info.get("look_here", []))
         lines.append(f"  object {object_id}: slices {info['first']}-{info['last']}, {info['propagated']} "
-                     f"propagated; stopped: {ends}")
+                     f"propagated; stopped: {ends}" + (f"; look here: {flagged}" if flagged else ""))
     lines.append("QC trace: " + ", ".join(str(p) for p in report["trace"]))
     return "\n".join(lines)
