@@ -28,6 +28,9 @@ def test_button_creates_three_layers_then_updates(make_napari_viewer, qtbot):
     assert seg.data.shape == bnd.data.shape == image.data.shape and aug.data.shape == (*image.data.shape, 3)
     assert seg.data.dtype == np.float32 and aug.data.dtype == np.float32 and aug.rgb
     assert tuple(seg.scale) == tuple(image.scale) == tuple(aug.scale)
+    # The priors lie over the CT and let it show through (an opaque magma layer hid it).
+    assert seg.blending == bnd.blending == "additive" and seg.opacity < 1 and seg.visible and bnd.visible
+    assert not aug.visible
     assert seg.data[15].any() and not seg.data[14].any()
     assert "weight-free" in seg.metadata["samaug"]["engine"]["kind"]
     first = seg
