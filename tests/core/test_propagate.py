@@ -103,11 +103,12 @@ def test_fronts_stop_at_the_organ_ends(case, request):
 def test_kidney_front_stops_inside_the_volume_with_a_recorded_reason(ct):
     embeddings, labels = ct
     result = propagate(embeddings, middle_seed(labels, KIDNEY_RIGHT))
-    up = next(e for e in result.ends if e.direction == 1)
-    assert up.last < embeddings.n_slices - 1  # the right kidney ends at slice 18 of 30
+    towards_head = next(e for e in result.ends if e.direction == -1)
+    assert towards_head.last > 0  # the right kidney starts at slice 11 of 30 (head first)
     rejected = [row for row in result.trace if row.source == "rejected"]
-    assert rejected and rejected[-1].slice == up.last + 1 and rejected[-1].stop_reason == up.reason
-    assert up.last + 1 not in result.masks[KIDNEY_RIGHT]
+    assert rejected and rejected[-1].slice == towards_head.last - 1
+    assert rejected[-1].stop_reason == towards_head.reason
+    assert towards_head.last - 1 not in result.masks[KIDNEY_RIGHT]
 
 
 def test_objects_together_equal_each_alone(ct):
@@ -126,7 +127,7 @@ def test_objects_together_equal_each_alone(ct):
 
 def test_objects_on_the_same_slice_share_one_decoder_call(ct):
     embeddings, labels = ct
-    k = 12
+    k = 17
     seeds = {organ: {k: labels[k] == organ} for organ in ORGANS if (labels[k] == organ).any()}
     assert len(seeds) == 4
     calls = []
