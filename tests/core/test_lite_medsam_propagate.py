@@ -59,9 +59,9 @@ def official_3d_loop(store, truth: np.ndarray, told_z_range: bool) -> np.ndarray
 def test_propagation_beats_the_official_3d_loop_without_knowing_where_organs_end(volumes):
     """Measured (3D Dice, reference mask on the middle slice vs the official loop's box there):
 
-    ours       CT .847 .716 .932 .930  MR .849 .813 .679 .804  mean .821
-    official   CT .724 .713 .913 .928  MR .159 .776 .666 .739  mean .702 (not told the z-range)
-    official   CT .724 .749 .932 .928  MR .181 .823 .796 .739  mean .734 (told the z-range)
+    ours       CT .956 .927 .927 .870  MR .849 .813 .679 .804  mean .853
+    official   CT .767 .854 .909 .839  MR .023 .776 .666 .750  mean .698 (not told the z-range)
+    official   CT .767 .923 .926 .839  MR .027 .823 .796 .750  mean .732 (told the z-range)
 
     (spleen, right kidney, left kidney, liver). Ours stops by itself; the official loop, never
     stopping, needs the organ's z-range to do its best.
