@@ -29,7 +29,8 @@ def _check_model_args(args) -> None:
     """Device, dtype and batch size refused in one line before any file is read."""
     from .core.model.load import check_device, resolve_dtype
 
-    check_device(args.device)
+    if getattr(args, "scheduler", None) is None:  # a remote cluster's workers have their own devices
+        check_device(args.device)
     resolve_dtype(args.dtype)
     if args.batch_size < 1:
         raise ValueError(f"--batch-size {args.batch_size}: give 1 or more")

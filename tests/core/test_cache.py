@@ -80,6 +80,24 @@ def test_cache_folder_is_kept_within_its_budget(tmp_path, model, volume):
     assert set(tmp_path.glob("*.zarr")) == {stores[1], stores[2], newest}  # the oldest went
 
 
+def test_prune_touches_only_its_own_stores_and_none_in_use(tmp_path, model, volume):
+    """A cache folder may hold a user's own zarr volumes; a store written to lately may be in use elsewhere."""
+    import zarr
+
+    from napari_sammed.core.io.write import write_zarr
+    from napari_sammed.core.volume.cache import prune
+
+    write_zarr(tmp_path / "my_labels.zarr", np.ones((2, 4, 4), np.uint8), {})
+    zarr.open_group(str(tmp_path / "0123456789abcdef_z_lite-medsam_0123456789.zarr"), mode="w")  # no signature
+    store = VolumeEmbeddings(ns.SliceEngine(model), volume, resolve_window(volume, "ct-lung"), cache_dir=tmp_path)
+    store.compute([0])
+    assert prune(tmp_path, budget_bytes=0) == []  # written a moment ago: perhaps in use by another process
+    os.utime(store.cache.path, (1000, 1000))
+    assert prune(tmp_path, budget_bytes=0) == [store.cache.path]
+    assert (tmp_path / "my_labels.zarr").exists()
+    assert (tmp_path / "0123456789abcdef_z_lite-medsam_0123456789.zarr").exists()
+
+
 def test_resume_after_interruption(tmp_path, model, volume):
     window = resolve_window(volume, "ct-soft-tissue")
     calls = {"n": 0}

@@ -91,3 +91,22 @@ def test_dicom_series_in_any_orientation_is_shown_radiologically(tmp_path, orien
 def test_to_source_undoes_to_display(codes):
     data = np.random.default_rng(0).random((3, 4, 5))
     assert np.array_equal(to_source(to_display(data, codes), codes), data)
+
+
+def test_zarr_affine_maps_the_stored_array_to_the_source_world(tmp_path):
+    """For a permuted, flipped source the zarr's affine (of the stored array's reversed axes) still
+    puts every voxel where the source put it."""
+    import zarr
+
+    source = np.random.default_rng(1).random((4, 5, 6)).astype(np.float32)  # (i, j, k): towards S, A, R
+    affine = np.array([[0, 0, 2.0, -10], [0, 1.5, 0, 20], [3.0, 0, 0, 5], [0, 0, 0, 1]])
+    nib.save(nib.Nifti1Image(source, affine), str(tmp_path / "sar.nii.gz"))
+    volume = read_volume(tmp_path / "sar.nii.gz")
+    write_volume(tmp_path / "v.zarr", volume.data, volume.layer_metadata(), labels=False)
+    stored = zarr.open_group(str(tmp_path / "v.zarr"), mode="r")["image"]
+    zarr_affine = np.asarray(stored.attrs["affine"])
+    data = np.asarray(stored[:])
+    assert data.shape == (4, 5, 6)
+    for z, y, x in ((0, 0, 0), (3, 4, 5), (1, 2, 3)):
+        i, j, k = np.round(np.linalg.solve(affine, zarr_affine @ [x, y, z, 1])[:3]).astype(int)
+        assert data[z, y, x] == source[i, j, k]

@@ -64,3 +64,14 @@ def test_microscopy_and_other_data_are_not_taken_for_ct():
     huge = np.where(rng.random((4, 64, 64)) < 0.5, -1000, 30000).astype(np.int32)
     assert not looks_like_ct(huge)  # values far outside HU
     assert not looks_like_ct(np.zeros((0, 4, 4), np.int16))
+
+
+def test_a_nan_voxel_does_not_make_the_window_nan():
+    from napari_sammed.core.io.windowing import percentile_window, resolve_window
+
+    data = np.random.default_rng(0).normal(300, 50, (4, 32, 32)).astype(np.float32)
+    data[0, 0, 0], data[1, 1, 1] = np.nan, np.inf
+    window = resolve_window(data, "auto")
+    assert np.isfinite(window.low) and np.isfinite(window.high) and window.low < 300 < window.high
+    with pytest.raises(ValueError, match="no finite intensities"):
+        percentile_window(np.full((2, 2), np.nan, np.float32))

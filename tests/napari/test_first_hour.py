@@ -39,10 +39,16 @@ def test_the_dock_opens_ready_to_draw_and_comes_back_to_it_after_accept(ct_viewe
     _dock, export = ct_viewer.window.add_plugin_dock_widget("napari-sammed", "Export training data")
     assert export.labels_layer.value is labels
     assert export.class_names.value == "5=liver"
+    image.contrast_limits = (-1000.0, 1000.0)  # the reader looks at bone; the model saw soft tissue
+    window = export.build_case().window  # images rendered with the model's window, as the CLI's export
+    assert (window.low, window.high) == (-160.0, 240.0)
     widget.object_id.value = 7
     assert widget.object_name.value == ""
     widget.object_id.value = LIVER
     assert widget.object_name.value == "liver"
+    other = ct_viewer.add_labels(np.zeros(image.data.shape, np.int32), name="second reader")
+    widget.target.value = other  # a name belongs to one layer's object: not carried over
+    assert widget.object_name.value == ""
 
 
 def test_only_devices_this_torch_has_are_offered(make_napari_viewer, monkeypatch):

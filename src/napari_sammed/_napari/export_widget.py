@@ -31,6 +31,7 @@ from .._writer import layer_geometry
 from ..core.export import ExportCase, ExportOptions, export_case
 from ..core.export.case import parse_class_names
 from ..core.io.qc import TraceRow
+from ..core.io.windowing import Window
 from .layers import PREVIEW, contrast_window, layer_choice
 
 DOCK_WIDTH = 360  # as the segment dock: a long folder path must not widen the window
@@ -123,8 +124,11 @@ class ExportWidget(Container):
         if image is None or labels is None:
             raise ValueError("choose an image layer and a labels layer")
         data = np.asarray(image.data)
-        window = None if image.rgb else contrast_window(image)  # what the annotator saw
         made_by = labels.metadata.get("napari_sammed", {})
+        # The model's window when the segment dock recorded one (as the CLI's export), else the display's.
+        recorded = made_by.get("window")
+        window = None if image.rgb else (Window(recorded["low"], recorded["high"]) if recorded
+                                         else contrast_window(image))
         trace = [TraceRow(**row) for row in made_by.get("trace", [])] or None
         geometry = layer_geometry({"metadata": image.metadata, "scale": image.scale[: data.ndim - int(image.rgb)]})
         sources = [s for s in (image.metadata.get("source"), labels.metadata.get("source")) if s]

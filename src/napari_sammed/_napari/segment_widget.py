@@ -151,7 +151,8 @@ class SegmentWidget(Container):
         for key, action in (("Shift-A", self.accept), ("Shift-N", self.next_object),
                             ("Escape", self.clear_prompts), ("T", self._toggle_sign)):
             self.viewer.bind_key(key, lambda _v, a=action: a(), overwrite=True)
-        self.object_id.changed.connect(self._show_object_name)
+        for control in (self.object_id, self.target, self.image):  # a name belongs to one object of one layer
+            control.changed.connect(self._show_object_name)
         self._sync_model_choice()
         self.load()
         self._on_image_changed()
@@ -277,12 +278,12 @@ class SegmentWidget(Container):
         names = (layer.metadata.get("class_names") or {}) if layer is not None else {}
         self.object_name.value = str(names.get(int(self.object_id.value), names.get(str(self.object_id.value), "")))
 
-    def _remember_object_name(self, layer: Labels) -> None:
+    def _remember_object_name(self, layer: Labels, name: str) -> None:
         """The name typed for this object goes into the layer, where exports read class names."""
-        name = self.object_name.value.strip()
         if name:
             names = {int(k): v for k, v in (layer.metadata.get("class_names") or {}).items()}
             layer.metadata["class_names"] = names | {int(self.object_id.value): name}
+        self._show_object_name()
 
     def _sync_point_sign(self, _event=None) -> None:
         if POINTS in self.viewer.layers:
@@ -386,11 +387,12 @@ class SegmentWidget(Container):
         if self.worker is not None:
             show_info("napari-sammed: wait for the running job (or Cancel it) before accepting")
             return 0
+        name = self.object_name.value.strip()  # read first: a new labels layer resets the field
         layer = self.target_layer()
         prediction, index = preview.prediction, preview.index  # the slice it was made on, not the one shown
         object_id = int(self.object_id.value)
         interactive = self.session.interactive
-        self._remember_object_name(layer)
+        self._remember_object_name(layer, name)
         if self.auto_3d.value and interactive.applies(layer, object_id, index):
             worker = interactive.update(layer, object_id, index, prediction.mask)
             self.clear_prompts()

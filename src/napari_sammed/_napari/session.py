@@ -55,7 +55,7 @@ class Session:
         self.interactive = Interactive3D(self)
         self._embeddings: VolumeEmbeddings | None = None
         self._embed_key: tuple | None = None
-        self._preset_windows: dict[tuple, Window | None] = {}
+        self._preset_windows: dict[tuple, tuple[Image, Window | None]] = {}
 
     @property
     def last_prediction(self) -> Prediction | None:
@@ -86,15 +86,20 @@ class Session:
         if self.window_choice == FOLLOW:
             return contrast_window(self.image)
         key = (id(self.image), self.window_choice)
-        if key not in self._preset_windows:  # a percentile window reads the whole volume
-            self._preset_windows[key] = resolve_window(np.asarray(self.image.data), self.window_choice)
-        return self._preset_windows[key]
+        image, window = self._preset_windows.get(key, (None, None))
+        if image is not self.image:  # computed once per layer (a percentile window reads the whole volume)
+            window = resolve_window(np.asarray(self.image.data), self.window_choice)
+            self._preset_windows[key] = (self.image, window)  # the layer kept: a reused id is no match
+        return window
 
     def window_note(self) -> str:
         """The model's window, and whether (and at what cost) a contrast change re-embeds."""
         if self.image is None or self.engine is None:
             return ""
-        window = self.current_window()
+        try:
+            window = self.current_window()
+        except ValueError as error:  # e.g. an image without one finite voxel
+            return f"no model window: {error}"
         if self.window_choice != FOLLOW:
             return f"model {describe_window(window)}; display contrast changes cost nothing"
         text = f"model {describe_window(window)} (follows the display contrast)"

@@ -22,9 +22,16 @@ def current_umask() -> int:
                     return int(line.split()[1], 8)
     except (OSError, ValueError):
         pass
-    mask = os.umask(0o022)  # elsewhere: set and restore (the only portable way to read it)
+    return _UMASK_AT_START  # elsewhere: setting and restoring it would race other threads
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)  # at import, before any worker thread: set and restore
     os.umask(mask)
     return mask
+
+
+_UMASK_AT_START = _read_umask()
 
 
 def normal_mode(directory: bool = False) -> int:
@@ -35,10 +42,8 @@ def normal_mode(directory: bool = False) -> int:
 def temp_file(folder: str | os.PathLike, suffix: str = "", prefix: str = ".napari-sammed-") -> Path:
     """An empty temporary file in ``folder`` with normal permissions (mkstemp makes it 0600)."""
     fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
-    try:
-        os.fchmod(fd, normal_mode())
-    finally:
-        os.close(fd)
+    os.close(fd)
+    os.chmod(tmp, normal_mode())  # os.fchmod is missing on Windows before Python 3.13
     return Path(tmp)
 
 

@@ -56,6 +56,10 @@ def percentile_window(data: np.ndarray, lower: float = 0.5, upper: float = 99.5)
     sample = np.asarray(data)
     if sample.size > 4_000_000:  # a strided sample keeps big volumes cheap and is plenty
         sample = sample.reshape(-1)[:: sample.size // 4_000_000 + 1]
+    if sample.dtype.kind == "f":
+        sample = sample[np.isfinite(sample)]  # a NaN or inf voxel must not make the window NaN
+    if sample.size == 0:
+        raise ValueError("no finite intensities to take a percentile window from")
     low, high = np.percentile(sample, [lower, upper])
     if high <= low:
         high = low + 1.0

@@ -159,7 +159,8 @@ def zarr_group(path, arrays: dict[str, np.ndarray], meta: dict) -> None:
     first = next(iter(arrays.values()))
     attrs = {"spacing": [float(s) for s in (meta.get("spacing") or [1.0] * first.ndim)]}
     if meta.get("affine") is not None:  # of the stored array's reversed axes, as in NIfTI
-        attrs["affine"] = display_affine(meta["affine"], _axcodes(meta), first.shape).tolist()
+        source_shape = to_source(first, _axcodes(meta)).shape  # flips are measured in the source's voxels
+        attrs["affine"] = display_affine(meta["affine"], _axcodes(meta), source_shape).tolist()
         attrs["affine_space"] = meta.get("affine_space", "RAS")
     group = zarr.open_group(str(path), mode="w", zarr_format=3)
     for name, data in arrays.items():

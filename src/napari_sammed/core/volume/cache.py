@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 import zlib
@@ -21,8 +22,13 @@ import numpy as np
 import zarr
 
 FORMAT_VERSION = 1
-#: Default size of an embedding cache folder: about 80 CT volumes of 300 slices at 256 KiB each.
-DEFAULT_BUDGET_BYTES = 6 * 2**30
+#: Default size of an embedding cache folder: a 300-slice CT costs ~1.2 GB with LiteMedSAM
+#: (4 MiB a slice) and 75 MB with SAM-Med2D (256 KiB), so ~16 / ~260 volume-windows.
+DEFAULT_BUDGET_BYTES = 20 * 2**30
+#: A store written to this recently may be in use by another process: prune leaves it.
+IN_USE_SECONDS = 15 * 60
+#: Names of the stores VolumeEmbeddings makes: <data sha256[:16]>_<axis>_<kind>_<settings tag>.zarr.
+STORE_NAME = re.compile(r"[0-9a-f]{16}_[zyx]_[A-Za-z0-9.-]+_[0-9a-f]{10}\.zarr")
 
 
 class CacheCorruptError(RuntimeError):
@@ -94,6 +100,7 @@ class EmbeddingCache:
         self.embeddings[index] = values
         self.checksums[index] = _checksum(values)
         self.done[index] = True
+        os.utime(self.path)  # in use: another process's prune() leaves it alone
 
     def read(self, index: int) -> np.ndarray:
         """Slice ``index`` as float32 (C, G, G); raises if missing or corrupt."""
@@ -125,22 +132,49 @@ class EmbeddingCache:
 
 
 def _size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    total = 0
+    for entry in path.rglob("*"):
+        try:
+            total += entry.stat().st_size if entry.is_file() else 0
+        except OSError:  # removed while we looked (another process's prune or zarr's renames)
+            pass
+    return total
+
+
+def _last_used(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def is_store(path: Path) -> bool:
+    """Whether ``path`` is an embedding store this module made (and so may be pruned)."""
+    if not (path.is_dir() and STORE_NAME.fullmatch(path.name)):
+        return False
+    try:
+        meta = json.loads((path / "zarr.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta.get("attributes", {}).get("signature"), dict)
 
 
 def prune(folder: str | Path, budget_bytes: int = DEFAULT_BUDGET_BYTES, keep: Path | None = None) -> list[Path]:
-    """Delete the least recently used stores in ``folder`` until it fits ``budget_bytes``.
+    """Delete the least recently used embedding stores in ``folder`` until it fits ``budget_bytes``.
 
-    ``keep`` (the store in use) is never deleted. Returns the stores removed.
+    Only stores this module made are counted or deleted (a cache folder may hold a user's own
+    zarr volumes); ``keep`` and stores written to in the last :data:`IN_USE_SECONDS` (perhaps by
+    another process) are never deleted. Returns the stores removed.
     """
-    stores = [p for p in Path(folder).glob("*.zarr") if p.is_dir()]
+    stores = {p: _last_used(p) for p in Path(folder).glob("*.zarr") if is_store(p)}
+    stores = {p: used for p, used in stores.items() if used is not None}
     sizes = {p: _size(p) for p in stores}
     total, removed = sum(sizes.values()), []
-    now = time.time()
-    for store in sorted(stores, key=lambda p: p.stat().st_mtime if p.exists() else now):
+    recent = time.time() - IN_USE_SECONDS
+    for store in sorted(stores, key=stores.get):
         if total <= budget_bytes:
             break
-        if keep is not None and store.resolve() == Path(keep).resolve():
+        if stores[store] > recent or (keep is not None and store.resolve() == Path(keep).resolve()):
             continue
         shutil.rmtree(store, ignore_errors=True)
         total -= sizes[store]

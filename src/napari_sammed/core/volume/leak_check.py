@@ -75,7 +75,9 @@ def is_leak(fraction: float | None) -> bool:
 
 def check_slice(image: np.ndarray | None, mask: np.ndarray, references: list[IntensityRange | None]) -> tuple[float | None, str]:
     """(outside fraction, flag) of one slice's mask against the seed ranges of the fronts that
-    reached it: the worse fraction, and "leak" when :func:`is_leak` says so."""
+    reached it: the smaller fraction (where two fronts meet, a mask fitting either seed's tissue
+    is no leak, as an organ's intensity drifts between seeds), and "leak" when :func:`is_leak`
+    says so."""
     fractions = [f for f in (outside_fraction(image, mask, r) for r in references) if f is not None]
-    worst = max(fractions, default=None)
-    return worst, "leak" if is_leak(worst) else ""
+    best = min(fractions, default=None)
+    return best, "leak" if is_leak(best) else ""
