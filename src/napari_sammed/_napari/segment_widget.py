@@ -31,8 +31,7 @@ from .settings import load_settings, save_settings
 
 DOCK_WIDTH = 360
 NEW_LABELS = "a new '<image> labels' layer is made on the first Accept"
-FIRST_STEP = ("Draw a box around the structure: the rectangle tool of 'SAM boxes' is ready. "
-              "Shift-A accepts the preview.")
+FIRST_STEP = "Draw a box around an organ ('SAM boxes' is ready), then Shift-A to accept."
 HELP = (
     "Click in 'SAM points' (positive; tick 'negative clicks' or press T for negative) or draw a "
     "rectangle in 'SAM boxes': the preview updates at once. Shift-A accept, Shift-N next object, "
@@ -88,11 +87,12 @@ class SegmentWidget(Container):
         self.overwrite = CheckBox(text="paint over other objects", value=False)
         self.negative = CheckBox(text="negative clicks (T)", value=False)
         self.quality = Label(label="predicted IoU", value="–")
-        self.auto_3d = CheckBox(text="auto-update 3D (an accepted slice updates the object)", value=True)
-        self.z_first_button = PushButton(text="first slice = here")
-        self.z_last_button = PushButton(text="last slice = here")
-        self.z_clear_button = PushButton(text="no z-range")
-        self.z_buttons = Container(layout="horizontal", labels=False,
+        self.auto_3d = CheckBox(text="auto-update 3D", value=True,
+                                tooltip="an accepted slice updates the whole object in 3D")
+        self.z_first_button = PushButton(text="first", tooltip="the object's first slice is the one shown")
+        self.z_last_button = PushButton(text="last", tooltip="the object's last slice is the one shown")
+        self.z_clear_button = PushButton(text="clear", tooltip="forget the object's z-range")
+        self.z_buttons = Container(layout="horizontal", labels=False, label="z-range here",
                                    widgets=[self.z_first_button, self.z_last_button, self.z_clear_button])
         self.z_buttons.margins = (0, 0, 0, 0)
         self.object_3d = Label(label="3D", value="–")
@@ -104,10 +104,10 @@ class SegmentWidget(Container):
         self.samaug_button = PushButton(text="SAMAug priors")
         self.propagation = PropagatePanel(self.session)
 
-        self.extend([self.image, self.model_status])
+        self.extend([self.image, self.model_status, self.first_step])
         self.tabs = QTabWidget()
         for title, page in (
-            ("Segment", _page(self.first_step, self.target, self.target_hint, self.object_id, self.object_name,
+            ("Segment", _page(self.target, self.target_hint, self.object_id, self.object_name,
                               self.overwrite, self.negative,
                               self.quality, self.accept_button, self.next_button, self.clear_button,
                               self.auto_3d, self.z_buttons, self.object_3d)),
