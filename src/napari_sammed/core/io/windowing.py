@@ -17,9 +17,9 @@ CT_PRESETS: dict[str, tuple[float, float]] = {
 PERCENTILE_PRESET = "percentile"
 AUTO_PRESET = "auto"
 WINDOW_PRESETS = (*CT_PRESETS, PERCENTILE_PRESET, AUTO_PRESET)
-#: The window a CT in Hounsfield units gets by default. On the shared CT (liver, first-guess
-#: propagation with LiteMedSAM) ct-soft-tissue gives Dice .932 and ct-abdomen .930, while the
-#: percentile window - stretched by air and bone - gives .743.
+#: The window a CT in Hounsfield units gets by default: the best on the shared CT's organs
+#: (benchmarks/bench_interactive.py's first-guess table; the percentile window, stretched by air
+#: and bone, loses about .13 of Dice on them).
 CT_DEFAULT_PRESET = "ct-soft-tissue"
 
 
