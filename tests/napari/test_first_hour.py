@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_sammed._napari import segment_widget
+from napari_sammed._napari import model_choice, segment_widget
 from napari_sammed._napari.export_widget import DOCK_WIDTH as EXPORT_WIDTH
 from napari_sammed._napari.layers import BOXES
 from napari_sammed._napari.settings import save_settings
@@ -70,7 +70,7 @@ def test_a_model_error_without_a_message_still_says_what_happened(make_napari_vi
     def broken(*_args, **_kwargs):
         raise AssertionError()  # what torch raises for cuda on a CPU-only build, message or not
 
-    monkeypatch.setattr(segment_widget, "load_model", broken)
+    monkeypatch.setattr(model_choice, "load_model", broken)
     widget.model.value = segment_widget.BUNDLED
     widget.load()  # must not escape into Qt (a script without napari.run() would abort)
     assert widget.model_status.value == "not loaded: AssertionError"

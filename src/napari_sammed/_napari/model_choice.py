@@ -3,9 +3,33 @@
 from __future__ import annotations
 
 from ..core.engine.slice_engine import SliceEngine
-from ..core.model.load import available_devices, describe_default
+from ..core.model.load import available_devices, describe_default, load_model
 
 BUNDLED, CHECKPOINT, CLASSICAL = "LiteMedSAM (bundled)", "checkpoint file", "weight-free (classical)"
+#: What loading a model raises for bad files or devices (torch's device errors vary in type).
+LOAD_ERRORS = (ValueError, RuntimeError, AssertionError, OSError)
+
+
+def resolve_choice(choice: str, path: str) -> str:
+    """The menu's choice, corrected by the checkpoint field: a path typed in (or remembered) is
+    what the user asked for; *checkpoint file* without one falls back to the bundled model."""
+    given = path not in ("", ".")
+    if choice == CHECKPOINT and not given:
+        return BUNDLED
+    return CHECKPOINT if choice == BUNDLED and given else choice
+
+
+def load_choice(choice: str, path: str, device: str, precision: str):
+    """Load what :func:`resolve_choice` settled on; raises one of :data:`LOAD_ERRORS`."""
+    if choice == CLASSICAL:
+        return load_model(kind="weight-free")
+    return load_model(path if choice == CHECKPOINT else None, device=device, dtype=precision)
+
+
+def error_line(error: BaseException) -> str:
+    """The first line of an error's message, or its type when it has none (torch's bare asserts)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def device_choices() -> list[str]:

@@ -19,10 +19,19 @@ import napari
 
 from ..core.engine.slice_engine import SliceEngine
 from ..core.io.windowing import AUTO_PRESET, CT_PRESETS, PERCENTILE_PRESET
-from ..core.model.load import load_model
 from .interactive import add_confirmed, confirmed_slices
 from .layers import BOXES, POINTS, layer_choice, prompt_for_slice, write_mask
-from .model_choice import BUNDLED, CHECKPOINT, CLASSICAL, device_choices, model_summary
+from .model_choice import (
+    BUNDLED,
+    CHECKPOINT,
+    CLASSICAL,
+    LOAD_ERRORS,
+    device_choices,
+    error_line,
+    load_choice,
+    model_summary,
+    resolve_choice,
+)
 from .progress import ProgressNote
 from .prompt_layers import ensure_prompt_layers, ready_to_draw
 from .propagate_panel import PropagatePanel
@@ -233,20 +242,12 @@ class SegmentWidget(Container):
 
     def load(self) -> None:
         """Load the chosen model (LiteMedSAM unless a checkpoint or the classical engine is picked)."""
-        choice = self.model.value
         path = str(self.checkpoint.value or "")
-        if choice == CHECKPOINT and path in ("", "."):
-            choice = BUNDLED
-        if choice == BUNDLED and path not in ("", "."):
-            choice = CHECKPOINT  # a checkpoint typed in (or remembered) is what the user asked for
+        choice = resolve_choice(self.model.value, path)
         try:
-            if choice == CLASSICAL:
-                model = load_model(kind="weight-free")
-            else:
-                model = load_model(path if choice == CHECKPOINT else None, device=self.device.value,
-                                   dtype=self.precision.value)
-        except (ValueError, RuntimeError, AssertionError, OSError) as error:  # torch's device errors vary
-            message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            model = load_choice(choice, path, self.device.value, self.precision.value)
+        except LOAD_ERRORS as error:
+            message = error_line(error)
             show_error(f"napari-sammed: model not loaded: {message}")
             self.model_status.value = f"not loaded: {message}"
             return
