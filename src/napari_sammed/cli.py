@@ -14,9 +14,11 @@ from .core.jobs.console import (
     DESCRIPTION,
     EXAMPLES,
     Progress,
+    add_amg_args,
     add_model_args,
     add_parser,
     add_window_args,
+    amg_settings,
     load_engine,
     parse_ids,
     parse_window,
@@ -143,15 +145,13 @@ def _register_demo(sub) -> None:
 
 
 def cmd_samaug(args) -> int:
-    from .core.engine.automatic_masks import AmgSettings
     from .core.io.read import is_zarr
     from .core.io.write import check_output
     from .core.jobs.samaug import run_samaug
 
     check_output(args.outdir, folder=True)
     engine = load_engine(args)
-    settings = AmgSettings(points_per_side=args.points_per_side, pred_iou_thresh=args.pred_iou_thresh,
-                           stability_score_thresh=args.stability_thresh)
+    settings = amg_settings(args)
     folder = Path(args.input).is_dir() and not is_zarr(args.input)
     progress = Progress("SAMAug", "image" if folder else "slice")
     try:
@@ -168,10 +168,7 @@ def _register_samaug(sub) -> None:
                     "(+ _augmented.png for 2D) and <stem>_samaug.json. Existing maps are skipped (resume).")
     p.add_argument("input", help="PNG/JPEG/TIFF image, a folder of them, or a NIfTI/TIFF/zarr volume")
     p.add_argument("outdir", help="folder for the maps (created)")
-    p.add_argument("--points-per-side", type=int, default=32, help="automatic-mask point grid")
-    p.add_argument("--pred-iou-thresh", type=float, default=0.5, help="keep masks above this predicted IoU")
-    p.add_argument("--stability-thresh", type=float, default=None,
-                   help="automatic-mask stability filter (none: 0.95, SAMAug; 0.8 for LiteMedSAM)")
+    add_amg_args(p)
     add_model_args(p)
     add_window_args(p)
     p.set_defaults(func=cmd_samaug)
@@ -227,15 +224,20 @@ def _register_propagate(sub) -> None:
 def cmd_export(args) -> int:
     from .core.export import ExportOptions
     from .core.io.write import check_output
-    from .core.jobs.export import class_names_from, export_files
+    from .core.jobs.export import SamaugSource, class_names_from, export_files
     from .core.volume.embeddings import axis_index
 
     check_output(args.output, folder=True)
     options = ExportOptions(args.format, args.output, axis_index(args.axis), args.split, args.seed,
                             args.test_fraction, args.all_slices, args.split_components, args.dataset_id,
-                            args.dataset_name, args.channel, args.include_image, args.append, args.overwrite)
+                            args.dataset_name, args.channel, args.include_image, args.append, args.overwrite,
+                            args.samaug_channels, args.samaug_images)
+    priors_from = None
+    if options.needs_priors:
+        _check_model_args(args)
+        priors_from = SamaugSource(lambda: load_engine(args), amg_settings(args), args.samaug_dir)
     report = export_files(args.image, args.labels, options, args.case, class_names_from(args.class_names),
-                          parse_window(args.window), args.qc)
+                          parse_window(args.window), args.qc, priors_from=priors_from)
     print(report["summary"])
     return 0
 
@@ -267,7 +269,16 @@ def _register_export(sub) -> None:
     p.add_argument("--qc", default=None, help="a propagation QC trace (.csv) to keep with the export")
     p.add_argument("--append", action="store_true", help="add this case to an existing dataset")
     p.add_argument("--overwrite", action="store_true", help="replace this case if it is already there")
+    p.add_argument("--samaug-channels", action="store_true",
+                   help="nnU-Net: SAMAug's segmentation and boundary priors as channels _0001 and _0002")
+    p.add_argument("--samaug-images", action="store_true",
+                   help="SAM-Med2D: SAMAug's augmented RGB images (priors in channels 1 and 2) as the images")
+    p.add_argument("--samaug-dir", default=None,
+                   help="reuse the maps `napari-sammed samaug` wrote here when the same model, settings "
+                        "and window made them (else they are computed)")
     add_window_args(p)
+    add_amg_args(p)
+    add_model_args(p)  # only for the SAMAug options
     p.set_defaults(func=cmd_export, model_free=True)
 
 

@@ -61,6 +61,11 @@ def augment_image(image: np.ndarray, seg: np.ndarray, bnd: np.ndarray, window: W
     return out
 
 
+def augmented_uint8(augmented: np.ndarray) -> np.ndarray:
+    """The augmented image as 8-bit RGB (clipped to [0, 1]): its PNGs and SAM-Med2D images."""
+    return (np.clip(augmented, 0, 1) * 255).astype(np.uint8)
+
+
 @dataclass
 class SamAugResult:
     """SAMAug's three maps for one slice and the automatic masks they come from."""

@@ -43,6 +43,22 @@ def parse_class_names(text: str | None) -> dict[int, str]:
 
 
 @dataclass
+class Priors:
+    """SAMAug's maps of a case's image, slice by slice along z (same spatial shape as the image)."""
+
+    seg: np.ndarray  # segmentation prior, float32
+    boundary: np.ndarray  # boundary prior, float32 0/1
+    augmented: np.ndarray  # (..., 3) uint8: the augmented image as the SAMAug command's PNGs
+    made_by: dict = field(default_factory=dict)  # engine, window, automatic-mask settings
+
+    def check(self, spatial: tuple[int, ...]) -> None:
+        shapes = (self.seg.shape, self.boundary.shape, self.augmented.shape[:-1])
+        if any(shape != tuple(spatial) for shape in shapes) or self.augmented.shape[-1:] != (3,):
+            raise ValueError(f"SAMAug priors of shapes {[tuple(s) for s in shapes]} do not fit the image "
+                             f"{tuple(spatial)}; compute them again for this image")
+
+
+@dataclass
 class ExportCase:
     """``image`` (Z, Y, X), (Y, X) or (Y, X, 3) RGB and ``labels`` of the same spatial shape."""
 
@@ -55,6 +71,7 @@ class ExportCase:
     engine: dict | None = None  # SliceEngine.describe() of the model that made the labels
     trace: list[TraceRow] | None = None
     sources: list[str] = field(default_factory=list)  # files the image/labels were read from
+    priors: Priors | None = None  # SAMAug maps, for exports that carry them
 
     def __post_init__(self) -> None:
         self.image = np.asarray(self.image)
@@ -75,6 +92,8 @@ class ExportCase:
         if self.labels.ndim not in (2, 3):
             raise ValueError(f"expected 2D or 3D labels, got shape {self.labels.shape}")
         label_dtype(self.labels)  # integers, non-negative
+        if self.priors is not None:
+            self.priors.check(spatial)
         if not self.labels.any():
             raise ValueError("the labels are empty: nothing to export")
         self.check_class_names()
@@ -117,5 +136,6 @@ class ExportCase:
             "class_names": {str(k): v for k, v in sorted(self.class_names.items())},
             "spacing": self.meta.get("spacing"),
             "qc_trace_rows": 0 if self.trace is None else len(self.trace),
+            "samaug": None if self.priors is None else self.priors.made_by,
             **(extra or {}),
         }

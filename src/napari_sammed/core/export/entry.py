@@ -31,12 +31,22 @@ class ExportOptions:
     include_image: bool = True  # stacks
     append: bool = False
     overwrite: bool = False
+    samaug_channels: bool = False  # nnU-Net: SAMAug priors as channels 1 and 2
+    samaug_images: bool = False  # SAM-Med2D: SAMAug's augmented RGB as the images
+
+    @property
+    def needs_priors(self) -> bool:
+        return (self.samaug_channels and self.format == "nnunet") or (self.samaug_images and self.format == "sammed2d")
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise ValueError(f"unknown export format {self.format!r}; choose one of {', '.join(FORMATS)}")
         if str(self.folder).strip() in ("", "."):
             raise ValueError("choose a target folder")
+        if self.samaug_channels and self.format != "nnunet":
+            raise ValueError("SAMAug channels are an nnU-Net option (--format nnunet)")
+        if self.samaug_images and self.format != "sammed2d":
+            raise ValueError("SAMAug images are a SAM-Med2D option (--format sammed2d)")
 
 
 def export_case(case: ExportCase, options: ExportOptions) -> dict:
@@ -44,12 +54,12 @@ def export_case(case: ExportCase, options: ExportOptions) -> dict:
     o = options
     if o.format == "sammed2d":
         report = export_sammed2d(case, o.folder, o.axis, o.split, o.seed, o.test_fraction, o.all_slices,
-                                 o.split_components, o.append, o.overwrite)
+                                 o.split_components, o.append, o.overwrite, o.samaug_images)
         report["summary"] = (f"{report['dataset']}: case {case.name} -> {report['split']}, "
                              f"{report['images']} images, {report['masks']} masks")
     elif o.format == "nnunet":
         report = export_nnunet(case, o.folder, o.dataset_id, o.dataset_name, o.channel or "CT", o.append,
-                               o.overwrite)
+                               o.overwrite, o.samaug_channels)
         mapping = ", ".join(f"{k}->{v}" for k, v in report["mapping"].items())
         report["summary"] = (f"{report['dataset']}: case {case.name}, {report['numTraining']} training cases; "
                              f"labels {report['labels']}\nlabel mapping (layer id -> nnU-Net value): {mapping}")

@@ -21,6 +21,10 @@ from .staging import Staging, read_json
 
 FILE_ENDING = ".nii.gz"
 RGB_CHANNELS = {"0": "R", "1": "G", "2": "B"}
+#: SAMAug's priors as channels 1 and 2. nnU-Net normalises a channel by its name: "CT" gets the
+#: dataset-wide CT scheme (absolute HU), unknown names per-image z-scoring, which suits the priors
+#: (their scale is relative: the seg prior sums the stability scores of overlapping masks).
+PRIOR_CHANNELS = {"1": "samaug_seg_prior", "2": "samaug_boundary_prior"}
 
 
 def dataset_folder(root: str | Path, dataset_id: int, name: str) -> Path:
@@ -52,13 +56,22 @@ def export_nnunet(
     channel_name: str = "CT",
     append: bool = False,
     overwrite: bool = False,
+    samaug_channels: bool = False,
 ) -> dict:
-    """Write (or add) ``case`` to ``root/DatasetNNN_Name``; returns a summary with the mapping."""
+    """Write (or add) ``case`` to ``root/DatasetNNN_Name``; returns a summary with the mapping.
+
+    ``samaug_channels``: ``case.priors`` become channels ``_0001`` (segmentation prior) and
+    ``_0002`` (boundary prior) beside the image, with its exact geometry.
+    """
     case.validate()
     folder = dataset_folder(root, dataset_id, dataset_name)
     info = read_json(folder / "dataset.json", None, NnunetDatasetJson)
     check_dataset_folder(folder, ("dataset.json",), "nnU-Net", case.name, append, overwrite)
     channels = RGB_CHANNELS if case.rgb else {"0": channel_name}
+    if samaug_channels:
+        if case.rgb or case.priors is None:
+            raise ValueError("SAMAug channels need a grey image and its SAMAug priors")
+        channels = {**channels, **PRIOR_CHANNELS}
     if info is not None and info.get("channel_names") != channels:
         raise ValueError(f"{folder} has channels {info.get('channel_names')}, this case {channels}")
     label_file = f"labelsTr/{case.name}{FILE_ENDING}"
@@ -76,6 +89,8 @@ def export_nnunet(
 
     with Staging(folder, replace=overwrite) as staging:
         planes = [case.image[..., c] for c in range(3)] if case.rgb else [case.image]
+        if samaug_channels:
+            planes += [case.priors.seg.astype(np.float32), case.priors.boundary.astype(np.float32)]
         for c, plane in enumerate(planes):
             to_nifti(plane, case.meta).to_filename(str(staging.path(f"imagesTr/{case.name}_{c:04d}{FILE_ENDING}")))
         to_nifti(remapped, case.meta, remapped.dtype).to_filename(str(staging.path(label_file)))
@@ -90,6 +105,6 @@ def export_nnunet(
                            f"(see {PROVENANCE_JSON}).",
         })
         record_case(staging, folder, case, {
-            "format": "nnU-Net v2", "label_mapping": {str(k): {"name": case.name_of(k), "nnunet": v} for k, v in mapping.items()}})
+            "format": "nnU-Net v2", "channels": channels, "label_mapping": {str(k): {"name": case.name_of(k), "nnunet": v} for k, v in mapping.items()}})
         staging.commit()
     return {"dataset": folder, "labels": table, "mapping": mapping, "numTraining": len(existing_cases | {case.name})}

@@ -37,15 +37,19 @@ def _png(path: Path, array: np.ndarray) -> None:
     imsave(str(path), array, check_contrast=False)
 
 
-def _slices(case: ExportCase, axis: int):
-    """(stem, image slice uint8 RGB, label slice) for every slice of the case."""
+def _slices(case: ExportCase, axis: int, samaug_images: bool = False):
+    """(stem, image slice uint8 (grey or RGB), label slice) for every slice of the case; with
+    ``samaug_images`` the image is SAMAug's augmented RGB (the priors added to channels 1 and 2)."""
+    if samaug_images and (case.priors is None or (case.labels.ndim == 3 and axis != 0)):
+        raise ValueError("SAMAug images need the case's SAMAug priors, computed along z")
     if case.labels.ndim == 2:
         image = case.image if case.rgb else apply_window(case.image, case.window)
-        yield case.name, image, case.labels
+        yield case.name, case.priors.augmented if samaug_images else image, case.labels
         return
     for k in range(case.labels.shape[axis]):
-        grey = apply_window(np.take(case.image, k, axis=axis), case.window)
-        yield f"{case.name}_{k}", grey, np.take(case.labels, k, axis=axis)
+        image = case.priors.augmented[k] if samaug_images else apply_window(np.take(case.image, k, axis=axis),
+                                                                             case.window)
+        yield f"{case.name}_{k}", image, np.take(case.labels, k, axis=axis)
 
 
 def _objects(case: ExportCase, plane: np.ndarray, split_components: bool):
@@ -71,8 +75,13 @@ def export_sammed2d(
     split_components: bool = False,
     append: bool = False,
     overwrite: bool = False,
+    samaug_images: bool = False,
 ) -> dict:
-    """Write (or add) ``case`` to the SAM-Med2D dataset folder ``dataset``; returns a summary."""
+    """Write (or add) ``case`` to the SAM-Med2D dataset folder ``dataset``; returns a summary.
+
+    ``samaug_images``: the images are SAMAug's augmented RGB (``case.priors``); masks and JSONs
+    are what they would be without it.
+    """
     case.validate()
     if split not in ("auto", "train", "test"):
         raise ValueError(f"split must be auto, train or test; got {split!r}")
@@ -100,7 +109,7 @@ def export_sammed2d(
     written: set[str] = set()
     with Staging(dataset, replace=overwrite) as staging:
         images, masks = 0, 0
-        for stem, image, plane in _slices(case, axis):
+        for stem, image, plane in _slices(case, axis, samaug_images):
             if not plane.any() and not all_slices:
                 continue
             rgb = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=-1)
@@ -126,7 +135,7 @@ def export_sammed2d(
         staging.write_json(TEST_JSON, test)
         record_case(staging, dataset, case, {"format": "SAM-Med2D", "axis": "zyx"[axis] if case.labels.ndim == 3 else None,
                                              "split": "test" if to_test else "train", "seed": seed,
-                                             "test_fraction": test_fraction})
+                                             "test_fraction": test_fraction, "samaug_images": samaug_images})
         staging.commit()
     for stale in old_files - written:  # an overwritten case's files that the new export did not replace
         dataset_entry(dataset, stale, dataset / TRAIN_JSON).unlink(missing_ok=True)

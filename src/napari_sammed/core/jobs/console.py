@@ -125,6 +125,22 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=4, help="slices embedded per model call")
 
 
+def add_amg_args(p: argparse.ArgumentParser) -> None:
+    """The automatic-mask settings SAMAug's priors come from."""
+    p.add_argument("--points-per-side", type=int, default=32, help="automatic-mask point grid")
+    p.add_argument("--pred-iou-thresh", type=float, default=0.5, help="keep masks above this predicted IoU")
+    p.add_argument("--stability-thresh", type=float, default=None,
+                   help="automatic-mask stability filter (none: 0.95, SAMAug; 0.8 for LiteMedSAM)")
+
+
+def amg_settings(args):
+    """:class:`AmgSettings` from :func:`add_amg_args`' options."""
+    from ..engine.automatic_masks import AmgSettings
+
+    return AmgSettings(points_per_side=args.points_per_side, pred_iou_thresh=args.pred_iou_thresh,
+                       stability_score_thresh=args.stability_thresh)
+
+
 def add_window_args(p: argparse.ArgumentParser) -> None:
     """--window (default auto: :func:`~napari_sammed.core.io.windowing.default_window`)."""
     p.add_argument("--window", default="auto",

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.automatic_masks import AmgSettings
-from ..engine.samaug import samaug_slice
+from ..engine.samaug import augmented_uint8, samaug_slice
+from ..export.case import Priors
 from ..io.atomic import atomic_write, temp_file
 from ..io.inputs import InputError
 from ..io.read import IMAGE_SUFFIXES, NIFTI_SUFFIXES, TIFF_SUFFIXES, file_stem, is_zarr, read_volume
@@ -109,6 +110,32 @@ def samaug_volume(source: Path, outdir: Path, engine, window, settings: AmgSetti
                       cache_dir)
 
 
+def _slice_results(volume: np.ndarray, is_volume: bool, engine, win, settings: AmgSettings,
+                   cache_dir: Path | None = None):
+    """(index, SamAugResult) for every slice of ``volume`` (a 2D image as one slice), embedding in
+    batches; with a cache (bulk runs) embeddings are stored and reused."""
+    from ..volume.embeddings import VolumeEmbeddings
+
+    cached = VolumeEmbeddings(engine, volume, win, "z", cache_dir, memory_slices=engine.batch_size) \
+        if is_volume and cache_dir is not None else None
+    for begin in range(0, len(volume), engine.batch_size):
+        end = min(begin + engine.batch_size, len(volume))
+        if cached is not None:
+            cached.compute(cached.missing(range(begin, end)))
+            batch = [cached.get(k) for k in range(begin, end)]
+        elif is_volume:
+            batch = engine.embed(apply_window(volume[begin:end], win))
+        else:  # one 2D image (grey or RGB): samaug_slice prepares and embeds it
+            batch = [None]
+        for k, embedding in zip(range(begin, end), batch, strict=True):
+            yield k, samaug_slice(engine, volume[k], win, settings, embedding=embedding)
+
+
+def provenance(engine, settings: AmgSettings, win) -> dict:
+    """What makes a set of maps: the model, the automatic-mask settings and the window."""
+    return {"engine": engine.describe(), "amg": settings.as_dict(), "window": None if win is None else win.as_dict()}
+
+
 def write_maps(data: np.ndarray, source: Path, outdir: Path, stem: str, engine, window, settings: AmgSettings,
                cache_dir: Path | None = None, progress: Callable[[int, int], None] | None = None) -> list[Path]:
     """The maps of one 2D image or one volume (streamed to disk slice by slice: memory holds one
@@ -116,40 +143,25 @@ def write_maps(data: np.ndarray, source: Path, outdir: Path, stem: str, engine, 
     import tifffile
     from skimage import io as skio
 
-    from ..volume.embeddings import VolumeEmbeddings
-
     outdir.mkdir(parents=True, exist_ok=True)
     win = resolve_window(data, window)
     log.info(describe_window(win))
     is_volume = data.ndim == 3 and data.shape[-1] != 3
     volume = data if is_volume else data[None]
-    # With a cache (bulk runs) embeddings are stored and reused; without one, embedded per batch.
-    cached = VolumeEmbeddings(engine, volume, win, "z", cache_dir, memory_slices=engine.batch_size) \
-        if is_volume and cache_dir is not None else None
     targets = {m: outdir / f"{stem}_{m}.tif" for m in MAPS}
     temps = {m: temp_file(outdir, ".tif") for m in MAPS}
     writers = {m: tifffile.TiffWriter(temps[m]) for m in MAPS}
     counts, method, augmented = [], None, None
     try:
-        for begin in range(0, len(volume), engine.batch_size):
-            end = min(begin + engine.batch_size, len(volume))
-            if cached is not None:
-                cached.compute(cached.missing(range(begin, end)))
-                batch = [cached.get(k) for k in range(begin, end)]
-            elif is_volume:
-                batch = engine.embed(apply_window(volume[begin:end], win))
-            else:  # one 2D image (grey or RGB): samaug_slice prepares and embeds it
-                batch = [None]
-            for k, embedding in zip(range(begin, end), batch, strict=True):
-                result = samaug_slice(engine, volume[k], win, settings, embedding=embedding)
-                writers["seg_prior"].write(result.seg_prior, contiguous=True, photometric="minisblack")
-                writers["boundary_prior"].write(result.boundary_prior.astype(np.uint8), contiguous=True,
-                                                photometric="minisblack")
-                writers["augmented"].write(result.augmented, contiguous=True, photometric="rgb")
-                counts.append(len(result.masks.masks))
-                method, augmented = result.masks.method, result.augmented
-                if progress:
-                    progress(k + 1, len(volume))
+        for k, result in _slice_results(volume, is_volume, engine, win, settings, cache_dir):
+            writers["seg_prior"].write(result.seg_prior, contiguous=True, photometric="minisblack")
+            writers["boundary_prior"].write(result.boundary_prior.astype(np.uint8), contiguous=True,
+                                            photometric="minisblack")
+            writers["augmented"].write(result.augmented, contiguous=True, photometric="rgb")
+            counts.append(len(result.masks.masks))
+            method, augmented = result.masks.method, result.augmented
+            if progress:
+                progress(k + 1, len(volume))
         for writer in writers.values():
             writer.close()
         for m in MAPS:
@@ -161,11 +173,52 @@ def write_maps(data: np.ndarray, source: Path, outdir: Path, stem: str, engine, 
     written = list(targets.values())
     if not is_volume:
         png = outdir / f"{stem}_augmented.png"
-        preview = (np.clip(augmented, 0, 1) * 255).astype(np.uint8)
+        preview = augmented_uint8(augmented)
         atomic_write(png, lambda tmp: skio.imsave(tmp, preview, check_contrast=False))
         written.append(png)
-    meta = {"source": str(source), "engine": engine.describe(), "amg": settings.as_dict(),
-            "window": None if win is None else win.as_dict(), "masks_per_slice": counts, "method": method}
+    meta = {"source": str(source), **provenance(engine, settings, win), "masks_per_slice": counts, "method": method}
     meta_path = outdir / f"{stem}_samaug.json"
     atomic_write(meta_path, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
     return [*written, meta_path]
+
+
+def compute_priors(data: np.ndarray, engine, window, settings: AmgSettings = AmgSettings(),
+                   cache_dir: Path | None = None, progress: Callable[[int, int], None] | None = None) -> Priors:
+    """SAMAug's maps of a grey 2D image or a volume (slices along z), in memory, for exports."""
+    win = resolve_window(data, window)
+    log.info(describe_window(win))
+    is_volume = data.ndim == 3
+    volume = data if is_volume else data[None]
+    seg = np.zeros(volume.shape, np.float32)
+    bnd = np.zeros(volume.shape, np.float32)
+    aug = np.zeros((*volume.shape, 3), np.uint8)
+    for k, result in _slice_results(volume, is_volume, engine, win, settings, cache_dir):
+        seg[k], bnd[k], aug[k] = result.seg_prior, result.boundary_prior, augmented_uint8(result.augmented)
+        if progress:
+            progress(k + 1, len(volume))
+    squeeze = (lambda a: a) if is_volume else (lambda a: a[0])
+    return Priors(squeeze(seg), squeeze(bnd), squeeze(aug), provenance(engine, settings, win))
+
+
+def _same_maker(found: dict, wanted: dict) -> bool:
+    model = ("kind", "checkpoint_sha256")
+    return ({k: found.get("engine", {}).get(k) for k in model} == {k: wanted["engine"].get(k) for k in model}
+            and found.get("amg") == wanted["amg"] and found.get("window") == wanted["window"])
+
+
+def load_priors(folder: str | Path, stem: str, wanted: dict) -> Priors | None:
+    """The maps ``napari-sammed samaug`` (or a batch run) wrote for ``stem`` in ``folder``, if
+    its ``_samaug.json`` says the same model, automatic-mask settings and window made them."""
+    import tifffile
+
+    folder = Path(folder)
+    try:
+        found = json.loads((folder / f"{stem}_samaug.json").read_text())
+        maps = {m: tifffile.imread(folder / f"{stem}_{m}.tif") for m in MAPS}
+    except (OSError, ValueError):
+        return None
+    if not _same_maker(found, wanted):
+        return None
+    made_by = {k: found[k] for k in ("engine", "amg", "window")} | {"reused_from": str(folder / f"{stem}_samaug.json")}
+    return Priors(maps["seg_prior"].astype(np.float32), maps["boundary_prior"].astype(np.float32),
+                  augmented_uint8(maps["augmented"]), made_by)
