@@ -100,3 +100,27 @@ def test_samaug_options_belong_to_their_format(tmp_path):
                            "--format", "sammed2d", "--samaug-channels"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "SAMAug channels are an nnU-Net option" in done.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_batch_plan_exports_priors_from_its_own_samaug_step(tmp_path):
+    labels = only_organs(tmp_path)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("steps: [samaug, export]\n"
+                    "export: {format: nnunet, dataset_id: 7, dataset_name: Batch, samaug_channels: true}\n"
+                    "samaug: {points_per_side: 16}\n"
+                    f"cases:\n  - {{name: ct, image: {CT}, labels: {labels}}}\n")
+    cli("batch", plan, tmp_path / "out", "--kind", "weight-free", cwd=tmp_path)
+    folder = tmp_path / "out" / "export" / "Dataset007_Batch"
+    validate_nnunet_dataset(folder)
+    maps = tmp_path / "out" / "ct" / "samaug"
+    np.testing.assert_array_equal(displayed(folder / "imagesTr" / "ct_0001.nii.gz"),
+                                  tifffile.imread(maps / "example_ct_sm_seg_prior.tif"))
+    made_by = json.loads((folder / "napari_sammed_provenance.json").read_text())["cases"]["ct"]["samaug"]
+    assert made_by["reused_from"].endswith("example_ct_sm_samaug.json")  # computed once, by the SAMAug step
+    record = json.loads((tmp_path / "out" / "exported.json").read_text())["ct"]
+    assert record["samaug"]["points_per_side"] == 16
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(plan.read_text().replace("format: nnunet", "format: sammed2d"))
+    done = subprocess.run([sys.executable, "-m", "napari_sammed.cli", "batch", str(bad), str(tmp_path / "o2")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "samaug_channels is an nnU-Net option" in done.stderr

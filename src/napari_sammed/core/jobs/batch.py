@@ -214,15 +214,16 @@ def export_root(plan: Plan, outdir: Path) -> Path:
     return root / plan.export.dataset_name if plan.export.format == "sammed2d" else root
 
 
-def export_cases(plan: Plan, outdir: Path, rows: list[dict]) -> None:
+def export_cases(plan: Plan, outdir: Path, rows: list[dict], model: ModelConfig | None = None) -> None:
     """Add every finished case to the one dataset under ``OUTDIR/export`` (sequentially, append).
 
     A case already exported with the same results and options is skipped; a failing export
-    turns the case's row into an error row.
+    turns the case's row into an error row. SAMAug channels or images reuse the case's
+    ``samaug/`` maps when the plan's SAMAug step made them, else ``model`` computes them.
     """
     from ..export import ExportOptions
     from ..volume.embeddings import axis_index
-    from .export import export_files
+    from .export import SamaugSource, export_files
 
     spec = plan.export
     folder = export_root(plan, outdir)
@@ -235,21 +236,26 @@ def export_cases(plan: Plan, outdir: Path, rows: list[dict]) -> None:
         case = by_name[row["case"]]
         case_dir = outdir / case.name
         done = read_done(case_dir) or {}
-        key = json_hash([done.get("key"), spec.model_dump()])
-        if record.get(case.name) == key:
+        key = json_hash([done.get("key"), spec.model_dump(), plan.samaug.model_dump()])
+        if (record.get(case.name) or {}).get("key") == key:
             continue
         try:
             options = ExportOptions(spec.format, str(folder), axis_index(spec.axis), spec.split, spec.seed,
                                     spec.test_fraction, spec.all_slices, spec.split_components, spec.dataset_id,
                                     spec.dataset_name, spec.channel, spec.include_image, append=True,
-                                    overwrite=True)  # a rerun replaces the case's earlier export
+                                    overwrite=True,  # a rerun replaces the case's earlier export
+                                    samaug_channels=spec.samaug_channels, samaug_images=spec.samaug_images)
             qc = case_dir / "qc.csv"
+            priors_from = SamaugSource(lambda: engine_for(model or ModelConfig()), plan.samaug.settings(),
+                                       case_dir / "samaug") if options.needs_priors else None
             export_files(case.image, labels_path(case, plan, outdir), options, case.name, plan.class_names,
-                         plan.window_of(case), qc if qc.exists() else None, engine=done.get("engine"))
+                         plan.window_of(case), qc if qc.exists() else None, engine=done.get("engine"),
+                         priors_from=priors_from)
         except Exception as error:  # noqa: BLE001 - one case's export never stops the others
             row.update(status="error", error="export: " + one_line(error))
             continue
-        record[case.name] = key
+        record[case.name] = {"key": key, "format": spec.format,
+                             "samaug": plan.samaug.model_dump() if options.needs_priors else None}
         _write_json(record_path, record)
 
 
@@ -349,7 +355,7 @@ def run_batch(plan: Plan, outdir: str | Path, model: ModelConfig = ModelConfig()
     by_name = {**cached, **{r["case"]: r for r in computed}}
     rows = [by_name[c.name] for c in plan.cases]
     if "export" in plan.steps:
-        export_cases(plan, outdir, rows)
+        export_cases(plan, outdir, rows, model)
     summary = write_summary(rows, outdir / "summary.csv")
     return BatchResult(rows, summary, time.perf_counter() - start)
 

@@ -89,6 +89,16 @@ class ExportSpec(_Strict):
     all_slices: bool = False
     split_components: bool = False
     include_image: bool = False  # stacks
+    samaug_channels: bool = False  # nnU-Net: SAMAug priors as channels _0001, _0002
+    samaug_images: bool = False  # SAM-Med2D: SAMAug's augmented RGB as the images
+
+    @model_validator(mode="after")
+    def _samaug_options(self) -> ExportSpec:
+        if self.samaug_channels and self.format != "nnunet":
+            raise ValueError("samaug_channels is an nnU-Net option (format: nnunet)")
+        if self.samaug_images and self.format != "sammed2d":
+            raise ValueError("samaug_images is a SAM-Med2D option (format: sammed2d)")
+        return self
 
     @field_validator("dataset_name")
     @classmethod
