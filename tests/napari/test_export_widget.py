@@ -87,3 +87,36 @@ def test_export_dock_refuses_bad_input(ct_viewer, qtbot, tmp_path):
     widget.folder.value = tmp_path / "out"
     assert widget.export() is None
     assert "shape" in widget.status.value and not (tmp_path / "out").exists()
+
+
+def test_export_with_samaug_priors_from_the_samaug_layers(ct_viewer, qtbot, tmp_path):
+    from tests.conftest import displayed
+
+    organs(ct_viewer)
+    segment = open_segment_dock(ct_viewer)
+    segment.image.value = ct_viewer.layers["CT"]
+    _dock, widget = ct_viewer.window.add_plugin_dock_widget("napari-sammed", "Export training data")
+    widget.labels_layer.value = ct_viewer.layers["CT reference labels"]
+    widget.format.value = "nnU-Net v2"
+    widget.folder.value = tmp_path / "raw"
+    widget.samaug.value = True
+    widget.export()
+    assert "press 'SAMAug priors'" in widget.status.value  # no maps yet: says what to do
+
+    with qtbot.waitSignal(segment.run_samaug().finished, timeout=60_000):  # the current slice only
+        pass
+    widget.export()
+    assert "cover 1 of its 30 axial slices" in widget.status.value
+    segment.samaug_scope.value = "whole volume"
+    with qtbot.waitSignal(segment.run_samaug().finished, timeout=120_000):
+        pass
+    widget.export()
+    wait_for_worker(qtbot, widget)
+    assert widget.status.value.startswith("exported to"), widget.status.value
+    folder = tmp_path / "raw" / "Dataset001_Annotations"
+    info = json.loads((folder / "dataset.json").read_text())
+    assert info["channel_names"] == {"0": "CT", "1": "samaug_seg_prior", "2": "samaug_boundary_prior"}
+    np.testing.assert_array_equal(displayed(folder / "imagesTr" / "CT_0001.nii.gz"),
+                                  ct_viewer.layers["CT SAMAug seg prior"].data)
+    np.testing.assert_array_equal(displayed(folder / "imagesTr" / "CT_0002.nii.gz"),
+                                  ct_viewer.layers["CT SAMAug boundary prior"].data)

@@ -33,6 +33,7 @@ from ..core.export.case import parse_class_names
 from ..core.io.qc import TraceRow
 from ..core.io.windowing import Window
 from .layers import PREVIEW, contrast_window, layer_choice
+from .samaug_layers import layer_priors
 
 DOCK_WIDTH = 360  # as the segment dock: a long folder path must not widen the window
 FORMAT_NAMES = {"SAM-Med2D": "sammed2d", "nnU-Net v2": "nnunet", "TIFF stack": "tiff", "zarr stack": "zarr",
@@ -88,11 +89,14 @@ class ExportWidget(Container):
         self.channel = LineEdit(label="nnU-Net channel", value="CT")
         self.append_case = CheckBox(text="add to an existing dataset", value=False)
         self.overwrite = CheckBox(text="replace this case if present", value=False)
+        self.samaug = CheckBox(text="with SAMAug priors", value=False,
+                               tooltip="nnU-Net: the priors as channels 1 and 2; SAM-Med2D: SAMAug's augmented "
+                                       "images. Uses the image's SAMAug layers (whole volume).")
         self.button = PushButton(text="Export")
         self.status = Label(label="status", value="–")
         self.extend([self.image, self.labels_layer, self.format, self.folder, self.case, self.class_names, self.axis,
                      self.split, self.seed, self.test_fraction, self.dataset_id, self.dataset_name, self.channel,
-                     self.append_case, self.overwrite, self.button, self.status])
+                     self.append_case, self.overwrite, self.samaug, self.button, self.status])
         self.button.changed.connect(lambda: self.export())
         self.image.changed.connect(self._suggest_case)
         self.labels_layer.changed.connect(self._suggest_names)
@@ -132,8 +136,10 @@ class ExportWidget(Container):
         trace = [TraceRow(**row) for row in made_by.get("trace", [])] or None
         geometry = layer_geometry({"metadata": image.metadata, "scale": image.scale[: data.ndim - int(image.rgb)]})
         sources = [s for s in (image.metadata.get("source"), labels.metadata.get("source")) if s]
+        priors = layer_priors(self.viewer, image) if self.samaug.value else None
         return ExportCase(self.case.value.strip(), data, np.asarray(labels.data), geometry,
-                          parse_class_names(self.class_names.value), window, made_by.get("engine"), trace, sources)
+                          parse_class_names(self.class_names.value), window, made_by.get("engine"), trace, sources,
+                          priors)
 
     def options(self) -> ExportOptions:
         """The dock's values, frozen on the GUI thread for the worker."""
@@ -142,6 +148,8 @@ class ExportWidget(Container):
             int(self.seed.value), float(self.test_fraction.value), dataset_id=int(self.dataset_id.value),
             dataset_name=self.dataset_name.value.strip(), channel=self.channel.value.strip() or "CT",
             append=bool(self.append_case.value), overwrite=bool(self.overwrite.value),
+            samaug_channels=bool(self.samaug.value) and FORMAT_NAMES[self.format.value] == "nnunet",
+            samaug_images=bool(self.samaug.value) and FORMAT_NAMES[self.format.value] == "sammed2d",
         )
 
     def export(self):

@@ -34,7 +34,11 @@ def ensure_layers(viewer, image, shape: tuple[int, ...], metadata: dict) -> dict
             if names[key] in viewer.layers:
                 viewer.layers.remove(names[key])
             layer = viewer.add_image(np.zeros(full, np.float32), name=names[key], visible=key != "aug", **common, **kwargs)
-        layer.metadata.update(metadata)
+        old = layer.metadata.get("samaug", {})
+        same = {k: v for k, v in old.items() if k != "slices"} == metadata["samaug"]
+        if not same:  # maps of other settings on other slices are stale: start over
+            layer.data[...] = 0
+        layer.metadata["samaug"] = {**metadata["samaug"], "slices": old.get("slices", []) if same else []}
         layers[key] = layer
     return layers
 
@@ -47,7 +51,8 @@ def samaug_worker(session, whole_volume: bool, settings: AmgSettings = AmgSettin
     indices = list(range(store.n_slices)) if whole_volume and axis is not None else [session.current_index()]
     shape = image.data.shape[:2] if image.rgb else image.data.shape
     meta = {"samaug": {"engine": engine.describe(), "amg": settings.as_dict(),
-                       "window": None if store.window is None else store.window.as_dict()}}
+                       "window": None if store.window is None else store.window.as_dict(),
+                       "axis": None if axis is None else "zyx"[axis]}}
     layers = ensure_layers(viewer, image, shape, meta)
     raw = np.asarray(image.data)
 
@@ -59,6 +64,9 @@ def samaug_worker(session, whole_volume: bool, settings: AmgSettings = AmgSettin
 
     def show(item):
         key, result = item
+        for layer in layers.values():  # which slices hold maps: an export needs every one
+            done = set(layer.metadata["samaug"].get("slices", []))
+            layer.metadata["samaug"]["slices"] = sorted(done | {0 if axis is None else key[axis]})
         layers["seg"].data[key] = result.seg_prior
         layers["bnd"].data[key] = result.boundary_prior
         layers["aug"].data[key] = np.clip(result.augmented, 0, None)
@@ -70,3 +78,23 @@ def samaug_worker(session, whole_volume: bool, settings: AmgSettings = AmgSettin
     worker = run()
     worker.yielded.connect(show)
     return worker, layers
+
+
+def layer_priors(viewer, image):
+    """The case's SAMAug priors from ``image``'s three SAMAug layers, for an export; raises a
+    ValueError saying what to do when they are missing or do not cover every slice along z."""
+    from ..core.engine.samaug import augmented_uint8
+    from ..core.export.case import Priors
+
+    names = layer_names(image.name)
+    if any(name not in viewer.layers for name in names.values()):
+        raise ValueError(f"no SAMAug maps of {image.name}: press 'SAMAug priors' (whole volume) in the segment dock")
+    seg, bnd, aug = (viewer.layers[names[k]] for k in ("seg", "bnd", "aug"))
+    made_by = dict(seg.metadata.get("samaug", {}))
+    slices = set(made_by.pop("slices", []))
+    count = 1 if image.rgb or image.ndim == 2 else image.data.shape[0]
+    if made_by.get("axis") not in (None, "z") or slices != set(range(count)):
+        raise ValueError(f"the SAMAug maps of {image.name} cover {len(slices)} of its {count} axial slices: "
+                         "run 'SAMAug priors' on the whole volume along z first")
+    return Priors(np.asarray(seg.data, np.float32), np.asarray(bnd.data, np.float32),
+                  augmented_uint8(np.asarray(aug.data)), made_by)
