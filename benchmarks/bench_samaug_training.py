@@ -15,7 +15,7 @@ Split (train few-shot on one patient, test on others):
             and spleen are annotated there, so only they are scored
     test 2  the 20 axial slices of the sample MR (another patient, another modality), all four organs
 
-    python benchmarks/bench_samaug_training.py [--seeds 5] [--steps 300] [--quick]
+    python benchmarks/bench_samaug_training.py [--seeds 3] [--steps 200] [--threads N] [--quick]
 
 Priors are cached under /tmp (``--cache``); the first run spends ~8 s per slice on them.
 """
@@ -430,12 +430,16 @@ def prior_table(quality: dict[str, dict[int, dict[str, float]]]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 30 steps, every 5th slice")
     parser.add_argument("--cache", type=Path, default=CACHE)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default); "
+                        "1 is steadier on a machine another job keeps busy")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     every = 5 if args.quick else 1
     seeds, steps = (1, 30) if args.quick else (args.seeds, args.steps)
     start = time.perf_counter()
