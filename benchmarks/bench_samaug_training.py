@@ -423,8 +423,9 @@ def prior_table(quality: dict[str, dict[int, dict[str, float]]]) -> str:
             if cls in q:
                 lines.append(f"| {test} | {ORGANS[cls][0]} | {q[cls]['n']} | {q[cls]['iou']:.3f} | "
                              f"{q[cls]['recall']:.3f} |")
-        lines.append(f"| {test} | boundary precision vs annotated outlines (2 px) | | "
-                     f"{q[0]['precision']:.3f} | {q[0]['masks']:.1f} masks/slice |")
+    lines += ["", "| slices | automatic masks per slice | boundary precision vs annotated outlines (2 px) |",
+              "|---|---:|---:|"]
+    lines += [f"| {test} | {q[0]['masks']:.1f} | {q[0]['precision']:.3f} |" for test, q in quality.items()]
     return "\n".join(lines)
 
 
