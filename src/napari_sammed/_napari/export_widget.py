@@ -32,23 +32,12 @@ from ..core.export import ExportCase, ExportOptions, export_case
 from ..core.export.case import parse_class_names
 from ..core.io.qc import TraceRow
 from ..core.io.windowing import Window
-from .layers import PREVIEW, contrast_window, layer_choice
+from .layers import PREVIEW, contrast_window, layer_choice, layer_class_names
 from .samaug_layers import layer_priors
 
 DOCK_WIDTH = 360  # as the segment dock: a long folder path must not widen the window
 FORMAT_NAMES = {"SAM-Med2D": "sammed2d", "nnU-Net v2": "nnunet", "TIFF stack": "tiff", "zarr stack": "zarr",
            "PNG slices": "png"}
-
-
-def layer_class_names(layer: Labels) -> dict[int, str]:
-    """Names from ``metadata["class_names"]`` or a features table with index + name/class."""
-    names = {int(k): str(v) for k, v in (layer.metadata.get("class_names") or {}).items()}
-    features = getattr(layer, "features", None)
-    if features is not None and "index" in features:
-        for column in ("name", "class", "class_name"):
-            if column in features:
-                names.update({int(i): str(n) for i, n in zip(features["index"], features[column], strict=True)})
-    return names
 
 
 def is_annotation(layer) -> bool:
@@ -102,8 +91,9 @@ class ExportWidget(Container):
         self.labels_layer.changed.connect(self._suggest_names)
         self.status.native.setWordWrap(True)
         self.native.setMaximumWidth(DOCK_WIDTH)
-        if default_labels(viewer) is not None:
-            self.labels_layer.value = default_labels(viewer)
+        preselected = default_labels(viewer)
+        if preselected is not None:
+            self.labels_layer.value = preselected
         viewer.layers.events.inserted.connect(self._prefer_new_annotations)
         self._suggest_case()
         self._suggest_names()

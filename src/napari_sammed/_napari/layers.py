@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from magicgui.widgets import ComboBox
+from napari.layers import Labels
 
 from ..core.engine.slice_engine import Prompt
 from ..core.io.windowing import Window
@@ -125,3 +126,19 @@ def record_provenance(layer, engine: dict, window: Window | None, trace=None) ->
     made_by["window"] = None if window is None else window.as_dict()
     if trace is not None:
         made_by["trace"] = [asdict(row) for row in trace]
+
+
+def metadata_class_names(layer: Labels) -> dict[int, str]:
+    """The layer's ``metadata["class_names"]`` with integer ids (JSON round trips make them strings)."""
+    return {int(k): str(v) for k, v in (layer.metadata.get("class_names") or {}).items()}
+
+
+def layer_class_names(layer: Labels) -> dict[int, str]:
+    """Names from ``metadata["class_names"]`` or a features table with index + name/class."""
+    names = metadata_class_names(layer)
+    features = getattr(layer, "features", None)
+    if features is not None and "index" in features:
+        for column in ("name", "class", "class_name"):
+            if column in features:
+                names.update({int(i): str(n) for i, n in zip(features["index"], features[column], strict=True)})
+    return names

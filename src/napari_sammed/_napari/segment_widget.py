@@ -20,7 +20,7 @@ import napari
 from ..core.engine.slice_engine import SliceEngine
 from ..core.io.windowing import AUTO_PRESET, CT_PRESETS, PERCENTILE_PRESET
 from .interactive import add_confirmed, confirmed_slices
-from .layers import BOXES, POINTS, layer_choice, prompt_for_slice, write_mask
+from .layers import BOXES, POINTS, layer_choice, metadata_class_names, prompt_for_slice, write_mask
 from .model_choice import (
     BUNDLED,
     CHECKPOINT,
@@ -276,14 +276,13 @@ class SegmentWidget(Container):
 
     def _show_object_name(self, _event=None) -> None:
         layer = self.target.value
-        names = (layer.metadata.get("class_names") or {}) if layer is not None else {}
-        self.object_name.value = str(names.get(int(self.object_id.value), names.get(str(self.object_id.value), "")))
+        names = metadata_class_names(layer) if layer is not None else {}
+        self.object_name.value = names.get(int(self.object_id.value), "")
 
     def _remember_object_name(self, layer: Labels, name: str) -> None:
         """The name typed for this object goes into the layer, where exports read class names."""
         if name:
-            names = {int(k): v for k, v in (layer.metadata.get("class_names") or {}).items()}
-            layer.metadata["class_names"] = names | {int(self.object_id.value): name}
+            layer.metadata["class_names"] = metadata_class_names(layer) | {int(self.object_id.value): name}
         self._show_object_name()
 
     def _sync_point_sign(self, _event=None) -> None:

@@ -36,7 +36,7 @@ class ExportOptions:
 
     @property
     def needs_priors(self) -> bool:
-        return (self.samaug_channels and self.format == "nnunet") or (self.samaug_images and self.format == "sammed2d")
+        return self.samaug_channels or self.samaug_images  # each checked against the format below
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:

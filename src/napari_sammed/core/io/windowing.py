@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -53,9 +53,7 @@ class Window:
 
 def percentile_window(data: np.ndarray, lower: float = 0.5, upper: float = 99.5) -> Window:
     """Window spanning the given percentiles of ``data`` (MR and other non-calibrated data)."""
-    sample = np.asarray(data)
-    if sample.size > 4_000_000:  # a strided sample keeps big volumes cheap and is plenty
-        sample = sample.reshape(-1)[:: sample.size // 4_000_000 + 1]
+    sample = _sample(data, 4_000_000)  # a strided sample keeps big volumes cheap and is plenty
     if sample.dtype.kind == "f":
         sample = sample[np.isfinite(sample)]  # a NaN or inf voxel must not make the window NaN
     if sample.size == 0:
@@ -101,10 +99,8 @@ def default_window(data: np.ndarray) -> Window | None:
     if data.dtype == np.uint8:
         return None
     if looks_like_ct(data):
-        window = Window.preset(CT_DEFAULT_PRESET)
-        return Window(window.low, window.high, f"{CT_DEFAULT_PRESET} (auto: CT in Hounsfield units)")
-    window = percentile_window(data)
-    return Window(window.low, window.high, f"{PERCENTILE_PRESET} (auto: not a CT in Hounsfield units)")
+        return replace(Window.preset(CT_DEFAULT_PRESET), name=f"{CT_DEFAULT_PRESET} (auto: CT in Hounsfield units)")
+    return replace(percentile_window(data), name=f"{PERCENTILE_PRESET} (auto: not a CT in Hounsfield units)")
 
 
 def describe_window(window: Window | None) -> str:

@@ -45,8 +45,9 @@ def export_files(image: str | Path, labels: str | Path, options: ExportOptions, 
 @dataclass
 class SamaugSource:
     """Where an export's SAMAug priors come from: maps an earlier ``samaug`` run wrote in
-    ``folder`` when the same model, settings and window made them, else computed with the
-    model ``load_engine()`` returns (loaded only then)."""
+    ``folder`` when the same model, settings and window made them, else computed. The model
+    ``load_engine()`` returns is loaded in both cases: its description is what the maps'
+    provenance must match."""
 
     load_engine: Callable[[], object]
     settings: AmgSettings = field(default_factory=AmgSettings)

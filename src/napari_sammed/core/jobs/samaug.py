@@ -182,8 +182,7 @@ def write_maps(data: np.ndarray, source: Path, outdir: Path, stem: str, engine, 
     return [*written, meta_path]
 
 
-def compute_priors(data: np.ndarray, engine, window, settings: AmgSettings = AmgSettings(),
-                   cache_dir: Path | None = None, progress: Callable[[int, int], None] | None = None) -> Priors:
+def compute_priors(data: np.ndarray, engine, window, settings: AmgSettings = AmgSettings()) -> Priors:
     """SAMAug's maps of a grey 2D image or a volume (slices along z), in memory, for exports."""
     win = resolve_window(data, window)
     log.info(describe_window(win))
@@ -192,10 +191,8 @@ def compute_priors(data: np.ndarray, engine, window, settings: AmgSettings = Amg
     seg = np.zeros(volume.shape, np.float32)
     bnd = np.zeros(volume.shape, np.float32)
     aug = np.zeros((*volume.shape, 3), np.uint8)
-    for k, result in _slice_results(volume, is_volume, engine, win, settings, cache_dir):
+    for k, result in _slice_results(volume, is_volume, engine, win, settings):
         seg[k], bnd[k], aug[k] = result.seg_prior, result.boundary_prior, augmented_uint8(result.augmented)
-        if progress:
-            progress(k + 1, len(volume))
     squeeze = (lambda a: a) if is_volume else (lambda a: a[0])
     return Priors(squeeze(seg), squeeze(bnd), squeeze(aug), provenance(engine, settings, win))
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +10,7 @@ import numpy as np
 import torch
 
 from ..engine.slice_engine import SliceEngine
-from ..io.hashing import data_hash
+from ..io.hashing import data_hash, json_hash
 from ..io.windowing import Window, apply_window
 from .cache import DEFAULT_BUDGET_BYTES, CacheCorruptError, EmbeddingCache, prune
 
@@ -80,8 +78,7 @@ class VolumeEmbeddings:
                 "engine": {k: v for k, v in self.engine.describe().items()
                            if k in ("kind", "checkpoint_sha256", "dtype")},
             }
-            setting = json.dumps([signature["window"], signature["engine"], self.storage_dtype], sort_keys=True)
-            tag = hashlib.sha256(setting.encode()).hexdigest()[:10]  # other windows get stores of their own
+            tag = json_hash([signature["window"], signature["engine"], self.storage_dtype])[:10]  # per window
             name = f"{signature['data_sha256'][:16]}_{signature['axis']}_{self.engine.kind}_{tag}.zarr"
             self._cache = EmbeddingCache.open(
                 self.cache_dir / name, signature, (self.n_slices, *self.engine.embedding_shape), self.storage_dtype

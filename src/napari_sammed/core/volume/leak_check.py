@@ -61,11 +61,16 @@ def intensity_range(image: np.ndarray | None, mask: np.ndarray) -> IntensityRang
 
 def outside_fraction(image: np.ndarray | None, mask: np.ndarray, reference: IntensityRange | None) -> float | None:
     """The fraction of ``mask`` whose (masked-smoothed) intensity lies outside ``reference``."""
+    return _fractions(image, mask, [reference])[0]
+
+
+def _fractions(image: np.ndarray | None, mask: np.ndarray, references: list[IntensityRange | None]) -> list:
+    """:func:`outside_fraction` for each reference, smoothing the slice once."""
     mask = np.asarray(mask, bool)
-    if image is None or reference is None or not mask.any():
-        return None
+    if image is None or not mask.any() or all(r is None for r in references):
+        return [None] * len(references)
     values = masked_mean(image, mask)[mask]
-    return float(np.mean((values < reference.low) | (values > reference.high)))
+    return [None if r is None else float(np.mean((values < r.low) | (values > r.high))) for r in references]
 
 
 def is_leak(fraction: float | None) -> bool:
@@ -78,6 +83,6 @@ def check_slice(image: np.ndarray | None, mask: np.ndarray, references: list[Int
     reached it: the smaller fraction (where two fronts meet, a mask fitting either seed's tissue
     is no leak, as an organ's intensity drifts between seeds), and "leak" when :func:`is_leak`
     says so."""
-    fractions = [f for f in (outside_fraction(image, mask, r) for r in references) if f is not None]
+    fractions = [f for f in _fractions(image, mask, references) if f is not None]
     best = min(fractions, default=None)
     return best, "leak" if is_leak(best) else ""

@@ -23,6 +23,7 @@ from scipy import ndimage as ndi
 
 from ..engine.slice_engine import Prediction, Prompt
 from ..io.qc import FrontEnd, TraceRow
+from .embeddings import get_slice
 from .leak_check import IntensityRange, check_slice, intensity_range
 
 Seeds = Mapping[int, Mapping[int, np.ndarray]]  # object id -> {slice index: (H, W) bool mask}
@@ -325,7 +326,7 @@ class Propagation:
 
     def _image(self, index: int) -> np.ndarray | None:  # the raw (unwindowed) slice, for the leak check
         volume = getattr(self.embeddings, "volume", None)  # None: no image to check against
-        return None if volume is None else np.take(volume, index, axis=self.embeddings.axis)
+        return None if volume is None else get_slice(volume, self.embeddings.axis, index)
 
     def _stop(self, front: _Front, reason: str) -> None:
         self.ends.append(FrontEnd(front.object_id, front.step, front.last, reason))
