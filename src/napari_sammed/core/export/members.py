@@ -40,25 +40,29 @@ def check_new_name(dataset: Path, name: str, cases: dict) -> None:
 def owned_files(name: str, cases: dict, train: dict, test: dict, prefix: str, source: Path) -> set[str]:
     """The files (relative to the dataset) that case ``name`` owns; ``prefix`` is the index
     entries' ``"<dataset name>/"``, ``source`` the provenance file (for messages)."""
-    record = cases.get(name)
-    if isinstance(record, dict) and isinstance(record.get("files"), list):
-        return {str(f) for f in record["files"]}
-    return _by_name(name, cases, train, test, prefix, source)
+    files = _files(cases.get(name))
+    return set(files) if files is not None else _by_name(name, cases, train, test, prefix, source)
+
+
+def _files(record) -> list[str] | None:
+    """A provenance record's ``files``; None for a case recorded without them (older exports)."""
+    files = record.get("files") if isinstance(record, dict) else None
+    return [str(f) for f in files] if isinstance(files, list) else None
 
 
 def _by_name(name: str, cases: dict, train: dict, test: dict, prefix: str, source: Path) -> set[str]:
     """A case recorded without its files: its index entries by name, as exports used to find
     them, less the files other cases' records list."""
     images = f"{prefix}images/"
-    recorded = {str(f) for record in cases.values() if isinstance(record, dict)
-                for f in (record.get("files") or ()) if isinstance(record.get("files"), list)}
+    recorded = {f for record in cases.values() for f in _files(record) or ()}
+    unrecorded = {c for c, record in cases.items() if c != name and _files(record) is None}
     mine = {k for k in [*train, *test.values()] if _is_case(k, images + name) and k[len(prefix):] not in recorded}
     for entry in mine:
         stem = entry[len(images):-len(".png")]
         match = SLICE.fullmatch(stem)
-        rivals = {c for c in (stem, match[1] if match else None) if c and c != name and c in cases}
+        rivals = {stem, match[1] if match else stem} & unrecorded
         if rivals:
-            raise InputError(source, f"{entry} could be case {name!r}'s or case {sorted(rivals)[0]!r}'s (both were "
+            raise InputError(source, f"{entry} could be case {name!r}'s or case {min(rivals)!r}'s (both were "
                                      "exported before napari-sammed recorded each case's files); remove one of "
                                      "them from the dataset, or export under another case name")
     files = set(mine)
@@ -77,9 +81,9 @@ def _is_case(key: str, image_prefix: str) -> bool:
 def claim(dataset: Path, relative: str, name: str, owned: set[str], listed: set[str], cases: dict) -> None:
     """Refuse to write ``relative`` for case ``name`` when the dataset holds it (listed in its
     index or on disk) and it is not the case's own file."""
-    if relative in owned or not (relative in listed or (dataset / relative).exists() or (dataset / relative).is_symlink()):
+    target = dataset / relative
+    if relative in owned or not (relative in listed or target.exists() or target.is_symlink()):
         return
-    owner = next((c for c, record in cases.items() if isinstance(record, dict)
-                  and relative in (record.get("files") or ())), None)
-    whose = f"case {owner!r}'s" if owner else "already in it and not case " + repr(name) + "'s"
+    owner = next((c for c, record in cases.items() if relative in (_files(record) or ())), None)
+    whose = f"case {owner!r}'s" if owner else f"already in it and not case {name!r}'s"
     raise InputError(dataset, f"case {name!r} would write {relative}, which is {whose}; choose another case name")

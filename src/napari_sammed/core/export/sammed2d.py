@@ -16,7 +16,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..io.inputs import NeedsOption, Provenance, Sammed2dTest, Sammed2dTrain
-from ..io.paths import check_entries, dataset_entry, inside
+from ..io.paths import check_entries, dataset_entry, entry_prefix, inside
 from ..io.windowing import apply_window
 from .case import ExportCase
 from .dataset import PROVENANCE_JSON, check_dataset_folder, record_case
@@ -95,8 +95,8 @@ def export_sammed2d(
 
 def _export(case: ExportCase, dataset: Path, axis: int, split: str, seed: int, test_fraction: float,
             all_slices: bool, split_components: bool, append: bool, overwrite: bool, samaug_images: bool) -> dict:
-    prefix = dataset.name
-    entry = len(prefix) + 1  # index entries are "<prefix>/<path in the dataset>"
+    prefix = entry_prefix(dataset)  # index entries are "<dataset name>/<path in the dataset>"
+    entry = len(prefix)
     train = read_json(dataset / TRAIN_JSON, {}, Sammed2dTrain)
     test = read_json(dataset / TEST_JSON, {}, Sammed2dTest)
     check_entries(dataset, (e for image, masks in train.items() for e in (image, *masks)), dataset / TRAIN_JSON)
@@ -105,7 +105,7 @@ def _export(case: ExportCase, dataset: Path, axis: int, split: str, seed: int, t
     provenance = read_json(dataset / PROVENANCE_JSON, {"cases": {}}, Provenance)
     cases = provenance["cases"]
     check_new_name(dataset, case.name, cases)
-    owned = owned_files(case.name, cases, train, test, prefix + "/", dataset / PROVENANCE_JSON)
+    owned = owned_files(case.name, cases, train, test, prefix, dataset / PROVENANCE_JSON)
     if (owned or case.name in cases) and not overwrite:
         raise NeedsOption(f"case {case.name!r} is already in {dataset}; pass {{overwrite}} to replace it")
     # The index entries an overwrite drops, and the files it may delete, must all be in this dataset.
@@ -137,7 +137,7 @@ def _export(case: ExportCase, dataset: Path, axis: int, split: str, seed: int, t
             if not plane.any() and not all_slices:
                 continue
             rgb = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=-1)
-            image_key = f"{prefix}/{claim(f'images/{stem}.png')}"
+            image_key = prefix + claim(f"images/{stem}.png")
             _png(staging.path(f"images/{stem}.png"), rgb)
             images += 1
             mask_keys, counters = [], {}
@@ -147,7 +147,7 @@ def _export(case: ExportCase, dataset: Path, axis: int, split: str, seed: int, t
                     raise ValueError(f"more than 1000 '{name}' objects on {stem}: the format numbers them with 3 digits")
                 mask_file = claim(f"masks/{stem}_{name}_{index:03d}.png")
                 _png(staging.path(mask_file), (mask * 255).astype(np.uint8))
-                mask_keys.append(f"{prefix}/{mask_file}")
+                mask_keys.append(prefix + mask_file)
             masks += len(mask_keys)
             if to_test:
                 test.update(dict.fromkeys(mask_keys, image_key))

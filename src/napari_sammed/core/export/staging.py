@@ -231,7 +231,7 @@ def _keep(target: Path, keep: Path) -> None:
     (instant, no space), or a copy where the file system has none."""
     try:
         os.link(target, keep, follow_symlinks=False)
-    except OSError:
+    except (OSError, NotImplementedError):  # no hard links here (FAT, some shares), or no linkat
         shutil.copy2(target, keep, follow_symlinks=False)
 
 

@@ -43,7 +43,7 @@ def _refuse_absolute(text: str, where) -> None:
 def dataset_entry(dataset: str | Path, entry: str, source: str | Path) -> Path:
     """A SAM-Med2D index entry (``"<dataset name>/masks/x.png"``, relative to the dataset's
     parent) as a path inside ``dataset``; refuses entries naming another folder."""
-    return inside(dataset, _entry_text(_prefix(dataset), entry, source), source)
+    return inside(dataset, _entry_text(entry_prefix(dataset), entry, source), source)
 
 
 def check_entries(dataset: str | Path, entries: Iterable, source: str | Path) -> None:
@@ -53,7 +53,7 @@ def check_entries(dataset: str | Path, entries: Iterable, source: str | Path) ->
     system calls than one of ten. A file that is itself a symlink out is refused where it is
     read, written or deleted (:func:`dataset_entry`)."""
     folders: dict[str, str] = {}
-    prefix = _prefix(dataset)
+    prefix = entry_prefix(dataset)
     for entry in entries:
         text = _entry_text(prefix, entry, source)
         folders.setdefault(posixpath.dirname(text), text)
@@ -61,7 +61,8 @@ def check_entries(dataset: str | Path, entries: Iterable, source: str | Path) ->
         inside(dataset, text, source)
 
 
-def _prefix(dataset: str | Path) -> str:
+def entry_prefix(dataset: str | Path) -> str:
+    """What every SAM-Med2D index entry of ``dataset`` starts with: its folder's name and '/'."""
     return Path(os.path.abspath(dataset)).name + "/"
 
 
