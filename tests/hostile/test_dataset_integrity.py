@@ -61,6 +61,15 @@ class TestCaseOwnsExactlyItsFiles:
             export_case(case_2d("a_b", {1: "liver", 2: "y"}), sammed2d(dataset, append=True, overwrite=True))
         assert snapshot(dataset) == before
 
+    def test_files_of_a_dataset_made_elsewhere_belong_to_no_case(self, tmp_path):
+        dataset = tmp_path / "ds"
+        export_case(case_2d("s_1"), sammed2d(dataset))
+        (dataset / "napari_sammed_provenance.json").unlink()  # as another tool leaves it
+        before = snapshot(dataset)
+        with pytest.raises(InputError, match="case 's' would write images/s_1.png, which is already in it"):
+            export_case(case_3d("s"), sammed2d(dataset, append=True, overwrite=True))
+        assert snapshot(dataset) == before
+
     def test_the_provenance_lists_each_case_files_and_an_overwrite_replaces_exactly_them(self, tmp_path):
         dataset = tmp_path / "ds"
         export_case(case_3d("ct"), sammed2d(dataset))

@@ -4,7 +4,8 @@ A case's provenance record lists the files it wrote (``files``, relative to the 
 ownership never follows from how names look: case ``ct_1`` does not own slice 1 of case ``ct``
 (``images/ct_1.png``). A case exported before records listed files falls back to its index
 entries by name (``images/<case>.png`` or ``images/<case>_<slice>.png`` and those images'
-masks), refused where another known case could claim the same entry. A new case name that could
+masks), refused where another known case could claim the same entry; files of a dataset that
+another tool made belong to no case of ours. A new case name that could
 collide with a known case's slice names (``ct`` and ``ct_1``) is refused, and so is writing any
 file that is already in the dataset and not the case's own.
 """
@@ -40,7 +41,9 @@ def check_new_name(dataset: Path, name: str, cases: dict) -> None:
 def owned_files(name: str, cases: dict, train: dict, test: dict, prefix: str, source: Path) -> set[str]:
     """The files (relative to the dataset) that case ``name`` owns; ``prefix`` is the index
     entries' ``"<dataset name>/"``, ``source`` the provenance file (for messages)."""
-    files = _files(cases.get(name))
+    if name not in cases:
+        return set()  # not a case of ours (a dataset made by another tool): it owns nothing here
+    files = _files(cases[name])
     return set(files) if files is not None else _by_name(name, cases, train, test, prefix, source)
 
 
