@@ -5,6 +5,7 @@
 ``label2image_test.json`` ({mask: image}, test cases). JSON paths start with the dataset folder's
 name: they are relative to the folder that *contains* the dataset. A case goes to train or test
 as a whole, by a seeded hash of its name, so appending cases later keeps earlier decisions.
+Which files are a case's is recorded in ``napari_sammed_provenance.json`` (:mod:`.members`).
 """
 
 from __future__ import annotations
