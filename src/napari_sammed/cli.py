@@ -448,8 +448,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
     previous = {}
-    try:
-        previous = {signum: signal.signal(signum, _on_sigterm) for signum in _ENDING}
+    try:  # a signal ignored on purpose (nohup ignores SIGHUP) stays ignored
+        previous = {signum: signal.signal(signum, _on_sigterm) for signum in _ENDING
+                    if signal.getsignal(signum) is not signal.SIG_IGN}
     except ValueError:  # not the main thread (an embedding host): keep its handlers
         previous = {}
     try:
