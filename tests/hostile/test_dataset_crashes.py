@@ -260,6 +260,17 @@ class TestCrashSafeCommits:
         assert_nnunet_whole(folder)
         assert json.loads((folder / "dataset.json").read_text())["numTraining"] == 2
 
+    def test_kill_9_in_the_first_export_into_a_folder_then_rerun(self, tmp_path, capsys, case_files):
+        """A new dataset is committed like an append (into the folder holding the lock): killed
+        before its index, the rerun finds an empty folder, not 'a folder that is not a dataset'."""
+        image, labels = case_files
+        dataset = tmp_path / "ds"
+        argv = sammed2d_args(image, labels, dataset, "a")
+        kill_when_paused(spawn(tmp_path / "paused", "replace:ds/image2label_train.json", argv), tmp_path / "paused")
+        assert (dataset / "images" / "a_1.png").is_file() and not (dataset / "image2label_train.json").exists()
+        assert run(capsys, *argv)[0] == 0
+        assert_sammed2d_whole(dataset)
+
     def test_sighup_cleans_up_like_sigterm(self, tmp_path, capsys, case_files):
         image, labels = case_files
         dataset = tmp_path / "ds"

@@ -107,10 +107,12 @@ class Staging:
         for relative in order:
             if existed[relative] and not self.replace and relative not in self._index:
                 raise FileExistsError(f"{targets[relative]} exists")
+        new_dirs = {d.as_posix() for r in trees + order for d in PurePosixPath(r).parents
+                    if d.as_posix() != "." and not (self.root / d).exists()}
         aside = temp_dir(self.root, prefix=STAGE_PREFIX + "old-")
         journal = {"stage": self.dir.name, "aside": aside.name, "state": "moving",
                    "trees": [[t, existed[t]] for t in trees], "files": [[r, existed[r]] for r in order],
-                   "stale": list(self._stale)}
+                   "stale": list(self._stale), "dirs": sorted(new_dirs, key=len, reverse=True)}
         try:
             _write_journal(self.root, journal)
             for n, (relative, was) in enumerate(journal["trees"]):
@@ -158,6 +160,7 @@ class Journal(BaseModel):
     trees: list[tuple[str, bool]]  # (path in the dataset, whether it existed before)
     files: list[tuple[str, bool]]
     stale: list[str]
+    dirs: list[str] = []  # folders the moves make, deepest first
 
     @field_validator("stage", "aside")
     @classmethod
@@ -174,7 +177,7 @@ def recover(root: str | Path) -> None:
     path = root / JOURNAL
     if path.exists():
         journal = load_json(path, Journal, "journal of an interrupted export").model_dump()
-        named = [r for r, _ in journal["trees"] + journal["files"]] + journal["stale"]
+        named = [r for r, _ in journal["trees"] + journal["files"]] + journal["stale"] + journal["dirs"]
         for relative in named:
             if not PurePosixPath(relative).parts or ".." in PurePosixPath(relative).parts:
                 raise InputError(path, f"path {relative!r} is not a file in {root}")
@@ -213,6 +216,11 @@ def _undo(root: Path, journal: dict) -> None:
             _remove(target)  # the new tree
         if keep.exists() or keep.is_symlink():
             os.replace(keep, target)
+    for relative in journal["dirs"]:  # left empty: a first export that failed leaves no folders
+        try:
+            os.rmdir(root / relative)
+        except OSError:
+            pass
 
 
 def _finish(root: Path, journal: dict) -> None:
