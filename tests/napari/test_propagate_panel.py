@@ -145,9 +145,10 @@ def test_a_preview_seeds_propagation_on_its_own_slice_and_is_written_there(ct_vi
 
     go_to_slice(ct_viewer, image, z + 10)  # no box here
     widget.propagation.button.native.click()
+    assert widget.propagation.status.value == f"running from the preview on slice {z}…"
     wait_for_worker(qtbot, widget)
     target = widget.target.value
     assert target is not None
     assert np.array_equal(np.asarray(target.data)[z] == LIVER, seed)  # the seed, on its own slice
     assert confirmed_slices(target, "z", LIVER) == [z]
-    assert dice(np.asarray(target.data) == LIVER, reference == LIVER) >= 0.75
+    assert dice(np.asarray(target.data) == LIVER, reference == LIVER) >= 0.85  # measured 0.902

@@ -1,4 +1,4 @@
-"""The state one viewer's docks share: engine, embeddings, current image/labels/axis, one job.
+"""The state one viewer's docks share: engine, embeddings, current image/labels/axis, the preview, one job.
 
 The segment dock owns the controls and keeps this object's fields current; its propagate and
 SAMAug panels read and act through it, never through another widget's internals.
