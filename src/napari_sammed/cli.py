@@ -131,9 +131,10 @@ def cmd_demo(args) -> int:
     from ._napari.demo import open_demo
 
     open_demo(args.checkpoint, args.sample)
-    # The demo writes nothing, so SIGTERM may simply end it; raising inside Qt's event loop
-    # would only print a traceback from napari's exception hook.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # The demo writes nothing, so SIGTERM (or SIGHUP) may simply end it; raising inside Qt's
+    # event loop would only print a traceback from napari's exception hook.
+    for signum in _ENDING:
+        signal.signal(signum, signal.SIG_DFL)
     napari.run()
     return 0
 
@@ -408,11 +409,20 @@ _EXTRA_COMMANDS: list = [_register_demo, _register_samaug, _register_propagate, 
 
 
 class Terminated(BaseException):
-    """SIGTERM, raised in the main thread so that staging and temporary files are cleaned up."""
+    """SIGTERM or SIGHUP (a closed terminal), raised in the main thread so that staging and
+    temporary files are cleaned up."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 def _on_sigterm(signum, frame) -> None:
-    raise Terminated()
+    raise Terminated(signum)
+
+
+#: Signals that end a command as SIGTERM does; SIGHUP does not exist on Windows.
+_ENDING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 #: Exceptions that mean the input (files, arguments, disk) is wrong, not the program.
@@ -444,11 +454,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
-    previous = None
-    try:
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    except ValueError:  # not the main thread (an embedding host): keep its handler
-        previous = None
+    previous = {}
+    try:  # a signal ignored on purpose (nohup ignores SIGHUP) stays ignored
+        previous = {signum: signal.signal(signum, _on_sigterm) for signum in _ENDING
+                    if signal.getsignal(signum) is not signal.SIG_IGN}
+    except ValueError:  # not the main thread (an embedding host): keep its handlers
+        previous = {}
     try:
         with warnings.catch_warnings(), status_lines(prog):
             warnings.simplefilter("always", InputWarning)
@@ -456,9 +467,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if hasattr(args, "device") and not getattr(args, "model_free", False):
                 _check_model_args(args)  # before any file is read or model loaded
             return int(args.func(args) or 0)
-    except Terminated:
-        print(f"{prog}: error: terminated (SIGTERM); unfinished output was removed", file=sys.stderr)
-        return 128 + signal.SIGTERM
+    except Terminated as stop:
+        print(f"{prog}: error: terminated ({signal.Signals(stop.signum).name}); unfinished output was removed",
+              file=sys.stderr)
+        return 128 + stop.signum
     except KeyboardInterrupt:
         print(f"{prog}: error: interrupted; unfinished output was removed", file=sys.stderr)
         return 130
@@ -471,8 +483,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               "please report it with the traceback above and the command you ran", file=sys.stderr)
         return 1
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":  # pragma: no cover

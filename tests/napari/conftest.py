@@ -48,3 +48,10 @@ def open_segment_dock(viewer, model: str = CLASSICAL):
         widget.model.value = model
         widget.load()
     return widget
+
+
+def press_shift_a(qtbot, viewer):
+    """Shift-A on the canvas, as the user presses it (through napari's keymap to the dock)."""
+    from qtpy.QtCore import Qt
+
+    qtbot.keyClick(viewer.window._qt_viewer.canvas.native, Qt.Key_A, Qt.ShiftModifier)

@@ -5,7 +5,13 @@ import pytest
 
 from napari_sammed._napari.layers import BOXES, POINTS, PREVIEW
 from tests.conftest import dice, middle_slice
-from tests.napari.conftest import draw_box_around, go_to_slice, open_segment_dock, wait_for_worker
+from tests.napari.conftest import (
+    draw_box_around,
+    go_to_slice,
+    open_segment_dock,
+    press_shift_a,
+    wait_for_worker,
+)
 
 pytestmark = pytest.mark.gui
 
@@ -33,7 +39,7 @@ def test_default_dock_is_lite_medsam_box_preview_accept_undo_redo(ct_viewer, qtb
     qtbot.waitUntil(lambda: widget.last_prediction is not None, timeout=60_000)
     preview = ct_viewer.layers[PREVIEW].data[z] > 0
     assert dice(preview, reference[z] == 5) >= 0.9  # measured 0.951 (core test: same box, same slice)
-    assert widget.quality.value != "–"
+    assert widget.preview_note.value.startswith(f"slice {z} · object 1 · predicted IoU")
 
     widget.object_id.value = 5
     written = widget.accept()
@@ -190,3 +196,51 @@ def test_a_preview_is_never_accepted_onto_another_slice(ct_viewer, qtbot):
     assert widget.accept() > 0  # now the preview is this slice's own: written here only
     written = np.asarray(widget.target.value.data) > 0
     assert np.flatnonzero(written.any(axis=(1, 2))).tolist() == [other]
+
+
+def test_shift_a_on_a_slice_still_being_embedded_writes_nothing_and_says_why(ct_viewer, qtbot):
+    """The user presses Shift-A where no preview of the slice shown exists yet: on a slice whose new
+    prompt waits for its embedding (an older preview of that slice is stale), on a slice without a
+    prompt, and on a boxed slice reached while another slice is being embedded. Nothing is written,
+    and the dock's status line says why. That last slice's own preview then shows by itself (it
+    used to wait for a touch of its prompt), and Shift-A writes that one, on that slice only."""
+    widget = open_segment_dock(ct_viewer)
+    image = ct_viewer.layers["CT"]
+    widget.image.value = image
+    reference = np.asarray(ct_viewer.layers["CT reference labels"].data)
+    z = middle_slice(reference, 5)
+    first, second = z + 3, z + 6
+    go_to_slice(ct_viewer, image, z)
+    for k in (first, second, z):  # a box on each; slice z is embedded and previewed
+        draw_box_around(widget, reference[k] == 5, k)
+    wait_for_worker(qtbot, widget)
+    qtbot.waitUntil(lambda: widget.last_prediction is not None, timeout=60_000)
+
+    widget.window.value = "ct-abdomen"  # new embeddings: no slice has one yet
+    draw_box_around(widget, reference[z] == 5, z)  # a new prompt here: the preview shown is stale
+    press_shift_a(qtbot, ct_viewer)
+    assert widget.target.value is None
+    assert widget.preview_note.value == f"slice {z} is still being embedded; Accept once its preview shows"
+    qtbot.waitUntil(lambda: widget.last_prediction is not None, timeout=20_000)
+    seen = widget.last_prediction.mask.copy()
+
+    go_to_slice(ct_viewer, image, z - 3)  # no box here: Shift-A names the preview's slice
+    press_shift_a(qtbot, ct_viewer)
+    assert widget.target.value is None
+    assert widget.preview_note.value == f"the preview is of slice {z}; go back to it or draw here"
+
+    go_to_slice(ct_viewer, image, first)  # its embedding starts ...
+    go_to_slice(ct_viewer, image, second)  # ... and this slice waits for it
+    press_shift_a(qtbot, ct_viewer)
+    assert widget.target.value is None  # nothing written, not slice z's mask here
+    assert widget.preview_note.value == f"slice {second} is still being embedded; Accept once its preview shows"
+
+    qtbot.waitUntil(lambda: widget.last_prediction is not None, timeout=20_000)
+    assert widget.preview_note.value.startswith(f"slice {second} · object 1 · predicted IoU")
+    own = widget.last_prediction.mask.copy()
+    assert not np.array_equal(own, seen)
+    press_shift_a(qtbot, ct_viewer)
+    written = np.asarray(widget.target.value.data)
+    assert np.flatnonzero(written.any(axis=(1, 2))).tolist() == [second]  # there, and only there
+    assert np.array_equal(written[second] == 1, own)
+    assert widget.preview_note.value == f"object 1 written on slice {second} (Ctrl+Z undoes it)"

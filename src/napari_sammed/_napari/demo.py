@@ -14,6 +14,7 @@ def open_demo(checkpoint: str | None = None, sample: str = "ct", viewer=None):
     import napari
 
     from .._sample_data import sample_ct, sample_mr
+    from .prompt_layers import ready_to_draw
 
     viewer = viewer or napari.Viewer(title="napari-sammed demo")
     for data, kwargs, kind in (sample_ct() if sample == "ct" else sample_mr()):
@@ -29,7 +30,7 @@ def open_demo(checkpoint: str | None = None, sample: str = "ct", viewer=None):
         widget.checkpoint.value = checkpoint
         widget.load()
     widget.window.value = "ct-soft-tissue" if sample == "ct" else "percentile"
-    widget.ready_to_draw()
+    ready_to_draw(viewer)
     viewer.dims.set_point(0, viewer.dims.range[0].start + viewer.dims.range[0].step * (image.data.shape[0] // 2))
     # The dock shrinks the canvas only once Qt lays the window out: fit the image after that.
     QApplication.processEvents()

@@ -3,7 +3,8 @@
 Seeds are an object's confirmed slices (accepted or painted by hand, on record in the labels
 layer's metadata): the slices the run reaches are re-predicted and replace what was there. An
 object with no confirmed slices on record seeds from every slice where it has voxels (kept, never
-re-predicted). If the current object has no voxels yet, the current preview is its seed.
+re-predicted). If the current object has no voxels yet, its preview is the seed, on the preview's
+own slice (wherever the user looks), and is written there with the rest.
 Negative clicks in "SAM points" on slices that are not seeds are stop markers. Results stream
 into the preview layer while the worker runs and are written into the labels layer at the end -
 or at Cancel - as one undo step.
@@ -32,6 +33,7 @@ class PropagatePanel(Container):
         self.session = session
         self.running: Propagation | None = None
         self.replacing: set[int] = set()  # objects re-propagated from their confirmed slices
+        self.from_preview = None  # the preview the run started from (written with the result)
         self.last_result: Propagation | None = None
         self.scope = ComboBox(label="propagate", choices=[CURRENT, ALL], value=CURRENT)
         self.direction = ComboBox(label="direction", choices=["both", "forward", "backward"], value="both")
@@ -64,9 +66,11 @@ class PropagatePanel(Container):
             if mine:
                 seeds[object_id] = mine
                 self.replacing.add(object_id)
-        preview = session.preview_here()
-        if self.scope.value == CURRENT and current not in seeds and preview is not None:
+        preview = session.preview_on_image()
+        self.from_preview = None
+        if self.scope.value == CURRENT and current not in seeds and preview is not None:  # its object is current
             seeds[current] = {preview.index: preview.prediction.mask}
+            self.from_preview = preview
         return seeds
 
     def stop_markers(self, axis: int, seed_slices: set[int]) -> dict:
@@ -93,7 +97,7 @@ class PropagatePanel(Container):
         if axis is None or session.image.rgb:
             show_info("napari-sammed: propagation needs a 3D volume")
             return None
-        if session.labels is None and session.preview_here() is None:
+        if session.labels is None and session.preview_on_image() is None:
             show_info("napari-sammed: segment an object first (Accept it, or keep its preview)")
             return None
         layer = session.target_layer()
@@ -113,7 +117,8 @@ class PropagatePanel(Container):
         worker = run()
         worker.yielded.connect(self._on_step)
         session.show_preview(None)
-        self.status.value = "running…"
+        seed = self.from_preview
+        self.status.value = "running…" if seed is None else f"running from the preview on slice {seed.index}…"
         return session.start_worker(worker, "propagation", then=lambda: self._commit(layer, axis, seeds))
 
     def _on_step(self, step) -> None:
@@ -138,6 +143,10 @@ class PropagatePanel(Container):
         written = 0
         overwrite = bool(self.session.overwrite)
         with self.session.interactive.model_writes(), layer.block_history():
+            seed = self.from_preview
+            if seed is not None:  # the preview it started from: on its own slice, with the rest
+                written += write_mask(layer, seed.prediction.mask, axis, seed.index, seed.object_id,
+                                      overwrite=overwrite)
             for object_id in sorted(result.masks):
                 replace = object_id in self.replacing  # a re-propagated slice replaces the old one
                 for index, mask in sorted(result.masks[object_id].items()):

@@ -6,8 +6,6 @@ so the dock stays short and the canvas keeps most of the window.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, LineEdit, PushButton, SpinBox
 from napari.layers import Image, Labels
@@ -19,8 +17,7 @@ import napari
 
 from ..core.engine.slice_engine import SliceEngine
 from ..core.io.windowing import AUTO_PRESET, CT_PRESETS, PERCENTILE_PRESET
-from .interactive import add_confirmed, confirmed_slices
-from .layers import BOXES, POINTS, layer_choice, metadata_class_names, prompt_for_slice, write_mask
+from .layers import BOXES, POINTS, layer_choice, metadata_class_names
 from .model_choice import (
     BUNDLED,
     CHECKPOINT,
@@ -32,6 +29,7 @@ from .model_choice import (
     model_summary,
     resolve_choice,
 )
+from .preview import NOTHING
 from .progress import ProgressNote
 from .prompt_layers import ensure_prompt_layers, ready_to_draw
 from .propagate_panel import PropagatePanel
@@ -62,13 +60,13 @@ class SegmentWidget(Container):
         super().__init__(labels=True)
         self.viewer = viewer
         self.session = Session(viewer)
-        self.last_latency_ms: float | None = None
         stored = load_settings()
 
         # always visible
         self.image = layer_choice(viewer, "image", Image)
         self.model_status = Label(label="model", value="")
         self.first_step = Label(value=FIRST_STEP)
+        self.preview_note = Label(label="preview", value="–")  # what Shift-A writes, or why it writes nothing
         self.progress_note = Label(value="")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         # model
@@ -95,7 +93,6 @@ class SegmentWidget(Container):
         self.object_name = LineEdit(label="name", value="")
         self.overwrite = CheckBox(text="paint over other objects", value=False)
         self.negative = CheckBox(text="negative clicks (T)", value=False)
-        self.quality = Label(label="predicted IoU", value="–")
         self.auto_3d = CheckBox(text="auto-update 3D", value=True,
                                 tooltip="an accepted slice updates the whole object in 3D")
         self.z_first_button = PushButton(text="first", tooltip="the object's first slice is the one shown")
@@ -113,12 +110,12 @@ class SegmentWidget(Container):
         self.samaug_button = PushButton(text="SAMAug priors")
         self.propagation = PropagatePanel(self.session)
 
-        self.extend([self.image, self.model_status, self.first_step])
+        self.extend([self.image, self.model_status, self.first_step, self.preview_note])
         self.tabs = QTabWidget()
         for title, page in (
             ("Segment", _page(self.target, self.target_hint, self.object_id, self.object_name,
                               self.overwrite, self.negative,
-                              self.quality, self.accept_button, self.next_button, self.clear_button,
+                              self.accept_button, self.next_button, self.clear_button,
                               self.auto_3d, self.z_buttons, self.object_3d)),
             ("Propagate", self.propagation),
             ("SAMAug", _page(self.samaug_scope, self.samaug_button)),
@@ -129,8 +126,8 @@ class SegmentWidget(Container):
         self.native.layout().addWidget(self.tabs)
         self.extend([self.window_note, self.progress_note, self.cancel_button])
         self.native.layout().addStretch()
-        for label in (self.model_status, self.first_step, self.window_note, self.progress_note, self.target_hint,
-                      self.object_3d):
+        for label in (self.model_status, self.first_step, self.preview_note, self.window_note, self.progress_note,
+                      self.target_hint, self.object_3d):
             label.native.setWordWrap(True)
         self.native.setMaximumWidth(DOCK_WIDTH)  # leave the canvas most of a laptop screen
         self.native.setToolTip(HELP)
@@ -150,7 +147,7 @@ class SegmentWidget(Container):
         self.target.changed.connect(self._sync_session)
         for control in (self.axis, self.window, self.object_id, self.overwrite):
             control.changed.connect(self._sync_session)
-        self.session.on_busy.append(lambda busy: setattr(self.cancel_button, "enabled", busy))
+        self.session.on_busy.append(self._on_busy)
         self.session.on_new_labels.append(self._select_new_labels)
         self.session.on_confirmed.append(self._show_object_3d)
         self.z_first_button.changed.connect(lambda: self.mark_z(0))
@@ -165,7 +162,7 @@ class SegmentWidget(Container):
         self._sync_model_choice()
         self.load()
         self._on_image_changed()
-        self.ready_to_draw()
+        ready_to_draw(self.viewer)
 
     # ---- shared state --------------------------------------------------------------------
     @property
@@ -178,7 +175,9 @@ class SegmentWidget(Container):
 
     @property
     def last_prediction(self):
-        return self.session.last_prediction
+        """The prediction of the slice shown (what Shift-A writes), else None."""
+        preview = self.session.preview_here()
+        return None if preview is None else preview.prediction
 
     @property
     def image_layer(self) -> Image | None:
@@ -189,12 +188,17 @@ class SegmentWidget(Container):
         s = self.session
         s.image, s.labels = self.image.value, self.target.value
         s.axis_name, s.window_choice = self.axis.value, self.window.value
-        s.object_id, s.overwrite = int(self.object_id.value), bool(self.overwrite.value)
+        s.set_object(self.object_id.value)
+        s.overwrite = bool(self.overwrite.value)
         self.target_hint.visible = self.target.value is None
         self.show_window_note()
+        self.show_note()
         if s.labels is not None:
             s.interactive.watch(s.labels)
         self._show_object_3d()
+
+    def show_note(self) -> None:
+        self.preview_note.value = self.session.note()
 
     def show_window_note(self, _event=None) -> None:
         """What the model sees and what changing it costs (shown under the tabs)."""
@@ -210,16 +214,7 @@ class SegmentWidget(Container):
         self._show_object_3d()
 
     def _show_object_3d(self) -> None:
-        """"confirmed slices 9, 15 · z-range 3-20" for the current object."""
-        object_id, s = int(self.object_id.value), self.session
-        parts = []
-        if s.labels is not None:
-            slices = confirmed_slices(s.labels, s.axis_name, object_id)
-            parts.append("confirmed slices " + (", ".join(map(str, slices)) or "none"))
-        first, last = s.z_ranges.get(object_id, [None, None])
-        if first is not None or last is not None:
-            parts.append(f"z-range {'?' if first is None else first}–{'?' if last is None else last}")
-        self.object_3d.value = " · ".join(parts) or "–"
+        self.object_3d.value = self.session.object_3d_note(int(self.object_id.value))
 
     def slice_axis(self) -> int | None:
         return self.session.slice_axis()
@@ -271,9 +266,6 @@ class SegmentWidget(Container):
         ensure_prompt_layers(self.viewer, layer, self.segment)
         layer.events.contrast_limits.connect(self.show_window_note)
 
-    def ready_to_draw(self) -> None:
-        ready_to_draw(self.viewer)
-
     def _show_object_name(self, _event=None) -> None:
         layer = self.target.value
         names = metadata_class_names(layer) if layer is not None else {}
@@ -292,38 +284,25 @@ class SegmentWidget(Container):
     def _toggle_sign(self) -> None:
         self.negative.value = not self.negative.value
 
-    def current_prompt(self):
-        points = self.viewer.layers[POINTS]
-        boxes = self.viewer.layers[BOXES]
-        rects = [d for d, t in zip(boxes.data, boxes.shape_type, strict=True) if t == "rectangle"]
-        positive = points.features["positive"].to_numpy() if len(points.data) else np.zeros(0, bool)
-        return prompt_for_slice(np.asarray(points.data), positive, rects, self.slice_axis(), self.current_index())
-
     # ---- segmentation --------------------------------------------------------------------
     def segment(self) -> None:
-        """Decode the current slice's prompts into the preview (embedding first if needed)."""
+        """Decode the shown slice's prompt into the preview. A slice not embedded yet is embedded
+        first, in a worker, and decoded when that job (or the one running) ends."""
         if self.engine is None or self.image_layer is None or POINTS not in self.viewer.layers:
             return
-        started = time.perf_counter()
-        prompt = self.current_prompt()
         index = self.current_index()
-        if prompt is None:
-            self.session.show_preview(None, index)
-            self.quality.value = "–"
-            return
-        store = self.volume_embeddings()
-        if not store.is_embedded(index):
-            self.session.show_preview(None)  # an older slice's preview must not be accepted here
-            self.quality.value = "–"
-            self.embed(whole_volume=False, then_segment=True)
-            return
-        pred = self.engine.predict_batch(store.get(index), store.slice_shape, [prompt])[0]
-        self.session.set_preview(pred, index)
-        self.quality.value = f"{pred.iou:.3f}"
-        self.last_latency_ms = (time.perf_counter() - started) * 1000
+        self.session.waiting = None if self.session.decode(index) else index
+        if self.session.waiting is not None:
+            self.embed(whole_volume=False)
+        self.show_note()
+
+    def _on_busy(self, busy: bool) -> None:
+        self.cancel_button.enabled = busy
+        if not busy and self.session.waiting is not None:  # a prompt waited for this job to end
+            self.segment()
 
     # ---- embeddings in a worker ----------------------------------------------------------
-    def embed(self, whole_volume: bool = True, then_segment: bool = False):
+    def embed(self, whole_volume: bool = True):
         """Embed the current slice or the whole volume in a worker (progress bar, Cancel)."""
         if self.engine is None or self.image_layer is None:
             show_info("napari-sammed: choose an image first")
@@ -345,8 +324,10 @@ class SegmentWidget(Container):
         def then():
             self.progress_note.value = ""
             self.show_window_note()
-            if then_segment and store.is_embedded(self.current_index()):
-                self.segment()
+            waiting = self.session.waiting
+            if waiting in wanted and not store.is_embedded(waiting):  # failed or cancelled:
+                self.session.waiting = None  # not started again at once (a new prompt retries)
+                self.show_note()
 
         worker = run()
         worker.yielded.connect(ProgressNote(self.progress_note, len(wanted), "embedding", self.session))
@@ -367,54 +348,43 @@ class SegmentWidget(Container):
         self.session.cancel()
 
     # ---- accepting results ---------------------------------------------------------------
-    def target_layer(self) -> Labels:
-        return self.session.target_layer()
-
     def _select_new_labels(self, layer: Labels) -> None:
         self.target.reset_choices()
         self.target.value = layer
 
     def accept(self):
-        """Write the preview into the labels layer as one undoable step; returns voxels written.
+        """Write the preview of the slice shown into the labels layer as one undoable step; returns
+        voxels written (0, with the reason in the status line, when there is none to write).
 
         With *auto-update 3D*, when the object already has voxels on other slices (or a z-range),
         the slice is confirmed and the whole object is updated in a worker instead; returns it.
         """
         preview = self.session.preview_here()
         if preview is None:
-            show_info("napari-sammed: nothing to accept - add a prompt first")
-            return 0
+            return self._refuse(self.session.note(empty=NOTHING))
         if self.worker is not None:
-            show_info("napari-sammed: wait for the running job (or Cancel it) before accepting")
-            return 0
+            return self._refuse("wait for the running job (or Cancel it) before accepting")
         name = self.object_name.value.strip()  # read first: a new labels layer resets the field
-        layer = self.target_layer()
-        prediction, index = preview.prediction, preview.index  # the slice it was made on, not the one shown
-        object_id = int(self.object_id.value)
-        interactive = self.session.interactive
-        self._remember_object_name(layer, name)
-        if self.auto_3d.value and interactive.applies(layer, object_id, index):
-            worker = interactive.update(layer, object_id, index, prediction.mask)
-            self.clear_prompts()
-            self.ready_to_draw()
-            return worker
-        with interactive.model_writes():
-            written = write_mask(layer, prediction.mask, self.slice_axis(), index, object_id,
-                                 overwrite=self.overwrite.value)
-        if self.slice_axis() is not None:
-            add_confirmed(layer, self.session.axis_name, object_id, [index])
-        self.session.record(layer)
-        self.clear_prompts()
+        self._remember_object_name(self.session.target_layer(), name)
+        result, note = self.session.write_preview(preview, auto_3d=self.auto_3d.value)
         self._show_object_3d()
-        self.ready_to_draw()  # the new labels layer took the focus; the next box is drawn at once
-        return written
+        self.clear_prompts()
+        self.preview_note.value = note
+        ready_to_draw(self.viewer)  # the new labels layer took the focus; the next box is drawn at once
+        return result
+
+    def _refuse(self, why: str) -> int:
+        """Accept writes nothing: say why in the status line (and in a notification)."""
+        self.preview_note.value = why
+        show_info(f"napari-sammed: {why}")
+        return 0
 
     def next_object(self) -> None:
         layer = self.target.value
         top = int(np.asarray(layer.data).max()) if layer is not None else 0
         self.object_id.value = max(top, int(self.object_id.value)) + 1
         self.clear_prompts()
-        self.ready_to_draw()
+        ready_to_draw(self.viewer)
 
     def clear_prompts(self) -> None:
         for name in (POINTS, BOXES):
@@ -422,4 +392,4 @@ class SegmentWidget(Container):
                 layer = self.viewer.layers[name]
                 layer.data = [] if name == BOXES else np.zeros((0, layer.ndim))
         self.session.show_preview(None)
-        self.quality.value = "–"
+        self.show_note()

@@ -1,4 +1,4 @@
-"""The state one viewer's docks share: engine, embeddings, current image/labels/axis, one job.
+"""The state one viewer's docks share: engine, embeddings, current image/labels/axis, the preview, one job.
 
 The segment dock owns the controls and keeps this object's fields current; its propagate and
 SAMAug panels read and act through it, never through another widget's internals.
@@ -7,7 +7,7 @@ SAMAug panels read and act through it, never through another widget's internals.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 
 import numpy as np
 from napari.layers import Image, Labels
@@ -16,21 +16,21 @@ from napari.utils.notifications import show_error
 from ..core.engine.slice_engine import Prediction, SliceEngine
 from ..core.io.windowing import AUTO_PRESET, Window, describe_window, resolve_window
 from ..core.volume.embeddings import VolumeEmbeddings
-from .interactive import Interactive3D
-from .layers import PREVIEW, contrast_window, record_provenance, slice_key
+from .interactive import Interactive3D, add_confirmed, confirmed_slices
+from .layers import (
+    BOXES,
+    POINTS,
+    PREVIEW,
+    contrast_window,
+    prompt_for_slice,
+    record_provenance,
+    slice_key,
+    write_mask,
+)
+from .preview import Preview, preview_note
 from .settings import cache_dir
 
 FOLLOW = "follow contrast limits"
-
-
-@dataclass(frozen=True)
-class Preview:
-    """A decoded prompt and exactly where it belongs: Accept and propagate write there or refuse."""
-
-    image: Image
-    axis: int | None
-    index: int
-    prediction: Prediction
 
 
 class Session:
@@ -46,6 +46,7 @@ class Session:
         self.object_id = 1
         self.overwrite = False
         self.preview: Preview | None = None
+        self.waiting: int | None = None  # a shown slice whose prompt waits for its embedding
         self.seconds_per_slice: float | None = None  # measured by the last embedding job
         self.worker = None
         self.on_busy: list[Callable[[bool], None]] = []
@@ -57,14 +58,55 @@ class Session:
         self._embed_key: tuple | None = None
         self._preset_windows: dict[tuple, tuple[Image, Window | None]] = {}
 
-    @property
-    def last_prediction(self) -> Prediction | None:
-        return None if self.preview is None else self.preview.prediction
+    # ---- the preview ---------------------------------------------------------------------
+    def preview_on_image(self) -> Preview | None:
+        """The preview if it belongs to the current image and slice axis, on whichever slice."""
+        p = self.preview
+        return p if p is not None and p.belongs_to(self.image, self.slice_axis()) else None
 
     def preview_here(self) -> Preview | None:
-        """The preview, if it belongs to the current image and slice axis (else None)."""
+        """The preview of the slice shown (what Accept writes), else None."""
+        p = self.preview_on_image()
+        return p if p is not None and p.index == self.current_index() else None
+
+    def note(self, empty: str = "–") -> str:
+        """The dock's status line: the preview of the slice shown, or why Accept writes nothing."""
+        index = self.current_index() if self.image is not None else 0
+        return preview_note(self.preview, self.image, self.slice_axis(), index, self.waiting == index, empty)
+
+    def set_object(self, object_id: int) -> None:
+        """The object the user works on; a preview not yet accepted becomes this object's."""
+        self.object_id = int(object_id)
+        if self.preview is not None and self.preview.object_id != self.object_id:
+            self.preview = replace(self.preview, object_id=self.object_id)
+
+    def prompt(self, index: int):
+        """The prompt drawn on slice ``index`` in 'SAM points' and 'SAM boxes' (None if none)."""
+        layers = self.viewer.layers
+        if POINTS not in layers or BOXES not in layers:
+            return None
+        points, boxes = layers[POINTS], layers[BOXES]
+        rects = [d for d, t in zip(boxes.data, boxes.shape_type, strict=True) if t == "rectangle"]
+        positive = points.features["positive"].to_numpy() if len(points.data) else np.zeros(0, bool)
+        return prompt_for_slice(np.asarray(points.data), positive, rects, self.slice_axis(), index)
+
+    def decode(self, index: int) -> bool:
+        """Make the preview of slice ``index`` from its prompt; False when the slice must be embedded
+        first. A preview of another slice stays that slice's while its prompt is there."""
         p = self.preview
-        return p if p is not None and p.image is self.image and p.axis == self.slice_axis() else None
+        if p is not None and (not p.belongs_to(self.image, self.slice_axis()) or self.prompt(p.index) is None):
+            self.show_preview(None)  # its prompt (or its image) is gone, and so is it
+        prompt = self.prompt(index)
+        if prompt is None:
+            return True
+        store = self.volume_embeddings()
+        if not store.is_embedded(index):
+            if self.preview is not None and self.preview.index == index:  # an older prompt's (or window's)
+                self.show_preview(None)
+            return False
+        prediction = self.engine.predict_batch(store.get(index), store.slice_shape, [prompt])[0]
+        self.set_preview(prediction, index)
+        return True
 
     # ---- slices --------------------------------------------------------------------------
     def slice_axis(self) -> int | None:
@@ -116,6 +158,17 @@ class Session:
         first, last = self.z_ranges.get(int(object_id), [None, None])
         return None if first is None or last is None else (min(first, last), max(first, last))
 
+    def object_3d_note(self, object_id: int) -> str:
+        """"confirmed slices 9, 15 · z-range 3-20" for ``object_id``."""
+        parts = []
+        if self.labels is not None:
+            slices = confirmed_slices(self.labels, self.axis_name, object_id)
+            parts.append("confirmed slices " + (", ".join(map(str, slices)) or "none"))
+        first, last = self.z_ranges.get(int(object_id), [None, None])
+        if first is not None or last is not None:
+            parts.append(f"z-range {'?' if first is None else first}–{'?' if last is None else last}")
+        return " · ".join(parts) or "–"
+
     def confirmed_changed(self) -> None:
         """Tell the ``on_confirmed`` listeners that confirmed slices changed."""
         for listener in self.on_confirmed:
@@ -166,9 +219,26 @@ class Session:
             preview.data[slice_key(self.slice_axis(), index, preview.data.ndim)] = mask.astype(np.uint8)
         preview.refresh()
 
+    def write_preview(self, preview: Preview, auto_3d: bool):
+        """Write ``preview`` on its own slice of the target layer, as one undo step; with ``auto_3d``,
+        when the object has voxels on other slices or a z-range, update it in 3D in a worker instead.
+        Returns (voxels written, or the worker) and a sentence for the status line."""
+        layer = self.target_layer()
+        index, object_id, mask = preview.index, preview.object_id, preview.prediction.mask
+        place = "" if preview.axis is None else f" on slice {index}"
+        if auto_3d and self.interactive.applies(layer, object_id, index):
+            worker = self.interactive.update(layer, object_id, index, mask)
+            return worker, f"object {object_id} accepted{place}; updating it in 3D"
+        with self.interactive.model_writes():
+            written = write_mask(layer, mask, preview.axis, index, object_id, overwrite=self.overwrite)
+        if preview.axis is not None:
+            add_confirmed(layer, self.axis_name, object_id, [index])
+        self.record(layer)
+        return written, f"object {object_id} written{place} (Ctrl+Z undoes it)"
+
     def set_preview(self, prediction: Prediction, index: int) -> None:
-        """Show ``prediction`` as the preview of slice ``index`` of the current image."""
-        self.preview = Preview(self.image, self.slice_axis(), index, prediction)
+        """Show ``prediction`` as the current object's preview of slice ``index`` of the current image."""
+        self.preview = Preview(self.image, self.slice_axis(), index, self.object_id, prediction)
         self.show_preview(prediction.mask, index)
 
     def record(self, layer: Labels, trace=None) -> None:
@@ -183,10 +253,11 @@ class Session:
 
         def finished():
             self.worker = None
-            for listener in self.on_busy:
-                listener(False)
             if then is not None:
                 then()
+            if self.worker is None:  # (``then`` may have started the next job)
+                for listener in self.on_busy:
+                    listener(False)
 
         worker.finished.connect(finished)
         worker.errored.connect(lambda e: show_error(f"napari-sammed: {what} failed: {e}"))

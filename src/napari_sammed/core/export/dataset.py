@@ -8,7 +8,7 @@ from pathlib import Path
 from ..io.inputs import NeedsOption, Provenance
 from ..io.qc import save_trace
 from .case import ExportCase
-from .staging import Staging, read_json
+from .staging import OURS, Staging, read_json
 
 PROVENANCE_JSON = "napari_sammed_provenance.json"
 
@@ -17,8 +17,8 @@ def check_dataset_folder(folder: Path, index_files: tuple[str, ...], kind: str, 
                          overwrite: bool) -> None:
     """Refuse to write into a non-empty ``folder`` that is not a ``kind`` dataset (none of its
     ``index_files``), or into one that is, unless ``append`` or ``overwrite`` says so."""
-    if not (folder.exists() and any(folder.iterdir())):
-        return
+    if not (folder.exists() and any(not p.name.startswith(OURS) for p in folder.iterdir())):
+        return  # empty but for our lock (a new dataset)
     if not any((folder / name).exists() for name in index_files):
         raise FileExistsError(f"{folder} exists and is not a {kind} dataset (no {' or '.join(index_files)}); "
                               "choose a new folder, id or name")
@@ -26,10 +26,15 @@ def check_dataset_folder(folder: Path, index_files: tuple[str, ...], kind: str, 
         raise NeedsOption(f"{folder} exists; pass {{append}} to add case {case!r} (or {{overwrite}})")
 
 
-def record_case(staging: Staging, folder: Path, case: ExportCase, details: dict) -> None:
-    """Stage the dataset's provenance with ``case``'s entry (``details`` added) and its QC trace."""
-    provenance = read_json(folder / PROVENANCE_JSON, {"cases": {}}, Provenance)
+def record_case(staging: Staging, folder: Path, case: ExportCase, details: dict, provenance: dict | None = None) -> None:
+    """Stage the dataset's provenance (``provenance``, read from ``folder`` if not given) with
+    ``case``'s entry (``details`` added) and its QC trace; a ``files`` list in ``details``
+    gains the trace's files."""
+    if provenance is None:
+        provenance = read_json(folder / PROVENANCE_JSON, {"cases": {}}, Provenance)
+    if case.trace:
+        written = save_trace(case.trace, staging.path(f"qc/{case.name}_qc"))
+        if "files" in details:
+            details["files"] = sorted([*details["files"], *(f"qc/{p.name}" for p in written)])
     provenance["cases"][case.name] = case.provenance(details)
     staging.write_json(PROVENANCE_JSON, provenance)
-    if case.trace:
-        save_trace(case.trace, staging.path(f"qc/{case.name}_qc"))

@@ -11,7 +11,7 @@ from ..io.inputs import NeedsOption
 from ..io.qc import save_trace
 from ..io.write import write_tiff, zarr_group
 from .case import ExportCase
-from .staging import Staging
+from .staging import Staging, writing
 
 FORMATS = ("tiff", "zarr", "png")
 
@@ -26,6 +26,11 @@ def export_stack(case: ExportCase, folder: str | Path, fmt: str = "tiff", includ
     if fmt == "png" and case.labels.max() > 255:
         raise ValueError(f"labels go up to {int(case.labels.max())}: 8-bit PNG holds 0-255; use tiff or zarr")
     folder = Path(folder)
+    with writing(folder):  # locked: two exports of one case never interleave their renames
+        return _export(case, folder, fmt, include_image, overwrite)
+
+
+def _export(case: ExportCase, folder: Path, fmt: str, include_image: bool, overwrite: bool) -> list[Path]:
     names = {"tiff": [f"{case.name}_labels.tif"] + ([f"{case.name}_image.tif"] if include_image else []),
              "zarr": [f"{case.name}.zarr"], "png": [f"{case.name}_labels"]}[fmt]
     names.append(f"{case.name}_{fmt}_provenance.json")
@@ -43,6 +48,7 @@ def export_stack(case: ExportCase, folder: str | Path, fmt: str = "tiff", includ
         else:
             _png_slices(staging, names[0], case.labels)
         (staging.path(names[-1])).write_text(json.dumps(case.provenance({"format": fmt}), indent=2))
+        staging.index(names[-1])  # in place last: a stack with its provenance is a whole one
         if case.trace:
             save_trace(case.trace, staging.path(f"{case.name}_qc"))
         for name in clashes:  # a folder (zarr, PNG stack) is replaced as a whole, restored on failure

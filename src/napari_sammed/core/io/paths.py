@@ -9,6 +9,8 @@ before a byte is read, written or deleted.
 from __future__ import annotations
 
 import os
+import posixpath
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from .inputs import InputError
@@ -41,10 +43,32 @@ def _refuse_absolute(text: str, where) -> None:
 def dataset_entry(dataset: str | Path, entry: str, source: str | Path) -> Path:
     """A SAM-Med2D index entry (``"<dataset name>/masks/x.png"``, relative to the dataset's
     parent) as a path inside ``dataset``; refuses entries naming another folder."""
-    dataset = Path(dataset)
-    prefix = Path(os.path.abspath(dataset)).name + "/"
+    return inside(dataset, _entry_text(entry_prefix(dataset), entry, source), source)
+
+
+def check_entries(dataset: str | Path, entries: Iterable, source: str | Path) -> None:
+    """Refuse any SAM-Med2D index entry that does not name a path inside ``dataset``: its text
+    is checked, then the folders the entries go through, with one :func:`inside` (one resolve)
+    per distinct folder, not per entry, so that an index of 10^5 entries costs no more file
+    system calls than one of ten. A file that is itself a symlink out is refused where it is
+    read, written or deleted (:func:`dataset_entry`)."""
+    folders: dict[str, str] = {}
+    prefix = entry_prefix(dataset)
+    for entry in entries:
+        text = _entry_text(prefix, entry, source)
+        folders.setdefault(posixpath.dirname(text), text)
+    for text in folders.values():
+        inside(dataset, text, source)
+
+
+def entry_prefix(dataset: str | Path) -> str:
+    """What every SAM-Med2D index entry of ``dataset`` starts with: its folder's name and '/'."""
+    return Path(os.path.abspath(dataset)).name + "/"
+
+
+def _entry_text(prefix: str, entry, source) -> str:
+    if isinstance(entry, str) and entry.startswith(prefix) and prefix != "/":  # then not absolute either
+        return entry[len(prefix):]
     if isinstance(entry, str):
         _refuse_absolute(entry, source)
-    if not isinstance(entry, str) or not entry.startswith(prefix):
-        raise InputError(source, f"entry {entry!r} does not start with {prefix!r}: it is not in this dataset")
-    return inside(dataset, entry[len(prefix):], source)
+    raise InputError(source, f"entry {entry!r} does not start with {prefix!r}: it is not in this dataset")
