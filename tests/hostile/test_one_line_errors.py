@@ -179,6 +179,15 @@ class TestOneLineErrors:
         one_line_error(err, "export", fragment, image)
         assert not (tmp_path / "raw").exists()
 
+    def test_nan_geometry_of_a_layer_is_refused_at_writing(self, tmp_path):
+        from napari_sammed.core.export import ExportCase, ExportOptions, export_case
+
+        affine = np.diag([0.8, 0.8, np.nan, 1.0])  # what a napari layer's metadata may carry
+        case = ExportCase("a", tiny_image(), tiny_labels(), {"spacing": [2.0, 0.8, 0.8], "affine": affine.tolist()})
+        with pytest.raises(ValueError, match="holds NaN or infinite values; it cannot be written"):
+            export_case(case, ExportOptions("nnunet", str(tmp_path / "raw")))
+        assert not list((tmp_path / "raw").rglob("*.nii.gz"))
+
     def test_case_name_with_a_trailing_newline(self, tmp_path, capsys, case_files):
         image, labels = case_files
         code, _, err = run(capsys, "export", image, labels, tmp_path / "st", "--format", "tiff", "--case", "a\n")

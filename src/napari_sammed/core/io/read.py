@@ -214,7 +214,7 @@ def read_tiff(path: Path) -> Volume:
             page = tif.pages[0]
             if "XResolution" in page.tags and data.ndim >= 2:
                 num, den = page.tags["XResolution"].value
-                if num:
+                if num and den:  # a zero resolution means none was set
                     spacing[-1] = spacing[-2] = den / num
             if ij.get("spacing") and data.ndim == 3:
                 spacing[0] = float(ij["spacing"])
