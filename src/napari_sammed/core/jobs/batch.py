@@ -157,8 +157,8 @@ def run_case(case: CaseSpec, plan: Plan, outdir: str | Path, engine, model: Mode
                                  "or run the propagate step first")
             return _row(case.name, "ok", time.perf_counter() - start)
         key = case_key(case, plan, model)
-        done = is_done(case, plan, model, outdir)
-        if done is not None:
+        done = read_done(case_dir)  # None unless its outputs are all still there
+        if done is not None and done.get("key") == key:
             return _cached_row(case, done)
         (case_dir / DONE).unlink(missing_ok=True)
         log.info(f"case {case.name}")  # the lines that follow (window, reading, ...) are this case's
