@@ -390,7 +390,9 @@ def _register_batch(sub) -> None:
                     "PLAN: YAML or JSON with steps, cases (name, image, seeds) and an export block; "
                     "paths relative to it. OUTDIR/<case>/ gets labels.nii.gz, qc.csv, samaug/; "
                     "OUTDIR/export the dataset; OUTDIR/summary.csv one row per case. Finished "
-                    "cases are skipped on rerun. Exit 0: all cases done, 1: some failed, 2: bad plan.")
+                    "cases are skipped on rerun when their done.json and the outputs it lists are intact; "
+                    "symbolic links in OUTDIR are refused. Exit 0: all cases done, 1: some failed, 2: bad "
+                    "plan, OUTDIR, --cluster or --scheduler (nothing started).")
     p.add_argument("plan", help="the plan (.yaml, .yml or .json)")
     p.add_argument("outdir", help="output folder (created)")
     where = p.add_mutually_exclusive_group()
