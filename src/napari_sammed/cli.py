@@ -40,9 +40,10 @@ def _check_model_args(args) -> None:
 
 def cmd_convert(args) -> int:
     from .core.io.write import check_output
-    from .core.model.checkpoints import convert_checkpoint
+    from .core.model.checkpoints import convert_checkpoint, sha256_path
 
     check_output(args.output, args.overwrite, (".safetensors",))
+    check_output(sha256_path(args.output), args.overwrite)
     sha = convert_checkpoint(args.input, args.output, overwrite=args.overwrite)
     print(f"wrote {args.output}\nsha256 {sha}")
     return 0
@@ -177,10 +178,12 @@ def _register_samaug(sub) -> None:
 
 def cmd_propagate(args) -> int:
     from .core.io.write import VOLUME_SUFFIXES, check_output
-    from .core.jobs.propagate import format_report, run_propagation
+    from .core.jobs.propagate import format_report, run_propagation, trace_files
     from .core.volume.propagation import PropagationSettings
 
     check_output(args.output, args.overwrite, VOLUME_SUFFIXES)
+    for side in trace_files(args.output):
+        check_output(side, args.overwrite)
     settings = PropagationSettings(
         min_iou=args.min_iou, min_neighbour_iou=args.min_neighbour_iou, min_area=args.min_area,
         box_margin=args.box_margin, interior_points=args.interior_points, direction=args.direction,
@@ -387,12 +390,18 @@ def _register_batch(sub) -> None:
                     "PLAN: YAML or JSON with steps, cases (name, image, seeds) and an export block; "
                     "paths relative to it. OUTDIR/<case>/ gets labels.nii.gz, qc.csv, samaug/; "
                     "OUTDIR/export the dataset; OUTDIR/summary.csv one row per case. Finished "
-                    "cases are skipped on rerun. Exit 0: all cases done, 1: some failed, 2: bad plan.")
+                    "cases are skipped on rerun when their done.json and the outputs it lists are intact; "
+                    "symbolic links in OUTDIR are refused. Exit 0: all cases done, 1: some failed, 2: bad "
+                    "plan, OUTDIR, --cluster or --scheduler (nothing started).")
     p.add_argument("plan", help="the plan (.yaml, .yml or .json)")
     p.add_argument("outdir", help="output folder (created)")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--cluster", default=None, help="local:N - a dask LocalCluster of N worker processes")
-    where.add_argument("--scheduler", default=None, help="tcp://HOST:PORT of a running dask scheduler")
+    where.add_argument("--cluster", default=None,
+                       help="local:N - a dask LocalCluster of N worker processes (at most one per core and "
+                            "per 2 GiB of the memory budget)")
+    where.add_argument("--scheduler", default=None,
+                       help="tcp://HOST:PORT (or tls://) of a running dask scheduler; given up when it does "
+                            "not answer within dask's distributed.comm.timeouts.connect (30 s by default)")
     add_model_args(p)
     p.set_defaults(func=cmd_batch)
 

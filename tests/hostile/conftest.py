@@ -130,17 +130,23 @@ def crafted_checkpoint(path: Path, declared: int, stored: int = 16, legacy: bool
 # ---- DICOM -------------------------------------------------------------------------------------
 
 def write_dicom_series(folder: Path, uid: str, positions: list[float], value: int, prefix: str,
-                       shape: tuple[int, int] = (16, 16), series_number: int = 1) -> None:
-    """Axial CT slices of one series at the given z positions (mm), pixel value ``value``."""
+                       shape: tuple[int, int] = (16, 16), series_number: int = 1, deflated: bool = False) -> None:
+    """Axial CT slices of one series at the given z positions (mm), pixel value ``value`` (+ the
+    slice number); ``deflated``: the Deflated Explicit VR transfer syntax (the dataset zlib-compressed)."""
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import (
+        CTImageStorage,
+        DeflatedExplicitVRLittleEndian,
+        ExplicitVRLittleEndian,
+        generate_uid,
+    )
 
     folder.mkdir(parents=True, exist_ok=True)
     for n, z in enumerate(positions):
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = CTImageStorage
         meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian if deflated else ExplicitVRLittleEndian
         ds = Dataset()
         ds.file_meta = meta
         ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID

@@ -34,7 +34,7 @@ def test_outputs_get_the_umask_permissions(tmp_path, case_files, umask):
     model = ["--kind", "weight-free"]
     commands = [
         ["propagate", image, labels, out / "prop.nii.gz", *model],
-        ["propagate", image, labels, out / "prop.zarr", *model],
+        ["propagate", image, labels, out / "prop2.zarr", *model],  # prop_qc.csv is prop.nii.gz's
         ["samaug", image, out / "samaug", *model],
         ["export", image, labels, out / "nnunet", "--format", "nnunet"],
         ["export", image, labels, out / "sammed2d", "--format", "sammed2d"],
@@ -48,7 +48,7 @@ def test_outputs_get_the_umask_permissions(tmp_path, case_files, umask):
                            preexec_fn=lambda: os.umask(umask))
     assert child.returncode == 0 and json.loads(child.stdout.splitlines()[-1]) == [0] * len(commands), child.stderr
     made = sorted(out.rglob("*"))
-    assert any(p.name.endswith("_seg_prior.tif") for p in made) and (out / "prop.zarr").is_dir()
+    assert any(p.name.endswith("_seg_prior.tif") for p in made) and (out / "prop2.zarr").is_dir()
     assert any(p.name.startswith("Dataset") for p in (out / "nnunet").iterdir())
     wrong = [f"{p.relative_to(out)} {oct(stat.S_IMODE(p.stat().st_mode))}" for p in made
              if stat.S_IMODE(p.stat().st_mode) != (0o777 if p.is_dir() else 0o666) & ~umask]

@@ -120,6 +120,8 @@ def load_json(path: str | Path, schema: Any, what: str = "JSON file") -> Any:
         raise InputError(path, f"not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})") from None
     except ValueError as error:  # NaN / Infinity literals
         raise InputError(path, str(error)) from None
+    except RecursionError:  # [[[[...]]]] tens of thousands deep
+        raise InputError(path, "not usable JSON: nested too deeply") from None
     return validate(path, schema, payload)
 
 
@@ -171,6 +173,8 @@ class PromptSpec(BaseModel):
 
 
 IntKey = Annotated[str, AfterValidator(lambda s: _int_key(s))]
+#: The largest object or label id: labels are written as unsigned 32-bit integers at most.
+MAX_ID = 2**32 - 1
 
 
 def _int_key(text: str) -> str:
@@ -194,6 +198,9 @@ class PromptFile(BaseModel):
             raise ValueError("no prompts: give at least one object with one prompted slice")
         if "0" in objects or any(int(k) == 0 for k in objects):
             raise ValueError("object id 0 is the background; use ids from 1")
+        too_large = [k for k in objects if int(k) > MAX_ID]
+        if too_large:
+            raise ValueError(f"object id {too_large[0]} is over {MAX_ID}, the largest label id (32 bits)")
         return objects
 
     @field_validator("stops")

@@ -1,7 +1,9 @@
 """Read volumes (NIfTI, DICOM series, TIFF, zarr) as (Z, Y, X) arrays that keep their geometry.
 
 NIfTI and DICOM volumes come in the radiological display order (see :mod:`.orientation`); the
-source affine and voxel order are kept so exports write the exact source geometry back.
+source affine and voxel order are kept so exports write the exact source geometry back. Every
+reader checks, before decoding, what the header declares against what the file can hold and
+against the memory budget (:mod:`.budget`).
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .inputs import InputError, InputWarning
-from .orientation import LPS_TO_RAS, display_spacing, source_axcodes, to_display
+from .budget import check_memory
+from .dicom import read_dicom_series
+from .inputs import InputError
+from .orientation import display_spacing, source_axcodes, to_display
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -22,6 +26,11 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 MAX_VOXELS = 2**31
 #: The most one byte of a gzip (deflate) stream can expand to.
 DEFLATE_MAX_RATIO = 1032
+#: The most chunks a zarr array may have: reading each costs ~0.1 ms, so 2**20 is minutes, and a
+#: 354-byte store declaring 268 million one-voxel chunks would otherwise read for 11 hours.
+MAX_CHUNKS = 2**20
+#: Reading a volume holds about two copies of its voxels (decoded, then reordered for display).
+READ_COPIES = 2
 
 
 @dataclass
@@ -66,20 +75,53 @@ def is_zarr(path: str | Path) -> bool:
 
 
 def read_volume(path: str | Path) -> Volume:
-    """Read any supported file or folder; raises ``InputError`` ("<file>: <what>") otherwise."""
+    """Read any supported file or folder; raises ``InputError`` ("<file>: <what>") otherwise.
+
+    Boolean voxels come back as uint8; NaN or infinite voxels are refused."""
     path = Path(path)
     if not path.exists():
         raise InputError(path, "no such file or folder")
     name = path.name.lower()
     if is_nifti(name):
-        return read_nifti(path)
-    if name.endswith(TIFF_SUFFIXES):
-        return read_tiff(path)
-    if is_zarr(path):
-        return read_zarr(path)
-    if path.is_dir() or name.endswith(".dcm"):
-        return read_dicom_series(path if path.is_dir() else path.parent)
-    raise InputError(path, "unsupported file type (use NIfTI, DICOM, TIFF or zarr)")
+        volume = read_nifti(path)
+    elif name.endswith(TIFF_SUFFIXES):
+        volume = read_tiff(path)
+    elif is_zarr(path):
+        volume = read_zarr(path)
+    elif path.is_dir() or name.endswith(".dcm"):
+        volume = read_dicom_series(path if path.is_dir() else path.parent)
+    else:
+        raise InputError(path, "unsupported file type (use NIfTI, DICOM, TIFF or zarr)")
+    if volume.data.dtype == bool:
+        volume.data = volume.data.view(np.uint8)  # a mask: 0 and 1
+    check_finite_voxels(path, volume.data)
+    return volume
+
+
+def check_finite_voxels(path: Path, data: np.ndarray) -> None:
+    """Refuse NaN or infinite voxels (windows, embeddings and exports have no meaning for them),
+    one slice at a time so the check costs no copy of the volume."""
+    if data.dtype.kind != "f":
+        return
+    bad, first = 0, None
+    for z, plane in enumerate(data if data.ndim == 3 else data[None]):
+        found = ~np.isfinite(plane)
+        count = int(np.count_nonzero(found))
+        if count and first is None:
+            first = tuple(int(i) for i in ((z,) if data.ndim == 3 else ()) + tuple(np.argwhere(found)[0]))
+        bad += count
+    if bad:
+        raise InputError(path, f"{bad:,} voxel(s) are NaN or infinite (the first at index {first}); replace them "
+                               "with a number (e.g. the image's minimum) before using this image")
+
+
+def check_dtype(path: Path, dtype: np.dtype, what: str = "voxels") -> None:
+    """Refuse voxel types that are not numbers a window can map: complex, RGB records, text."""
+    dtype = np.dtype(dtype)
+    if dtype.fields is not None:
+        raise InputError(path, f"{what} are records {dtype} (an RGB image?): convert it to one grey channel")
+    if dtype.kind not in "biuf":
+        raise InputError(path, f"{what} are of type {dtype}: expected integers or real numbers")
 
 
 def _first_line(error: BaseException) -> str:
@@ -88,8 +130,9 @@ def _first_line(error: BaseException) -> str:
 
 
 def check_voxel_count(path: Path, shape: tuple[int, ...], itemsize: int, available: int | None = None,
-                      ratio: int = 1) -> None:
-    """Refuse, before allocating, a header whose declared voxels the file cannot hold.
+                      ratio: int = 1, copies: int = READ_COPIES) -> None:
+    """Refuse, before allocating, a header whose declared voxels the file cannot hold, or whose
+    reading (``copies`` times the decoded voxels; 0: checked by the caller) exceeds the budget.
 
     ``available``: bytes the file has for voxel data (None: unknown); ``ratio``: the most a byte
     of it can expand to (1 for raw data, ~1032 for gzip's deflate).
@@ -104,6 +147,20 @@ def check_voxel_count(path: Path, shape: tuple[int, ...], itemsize: int, availab
         held = "holds" if ratio == 1 else f"can hold at most {available * ratio:,} bytes compressed in"
         raise InputError(path, f"header declares shape {tuple(shape)} = {count * itemsize:,} bytes of voxels but "
                                f"the file {held} {available:,} bytes: truncated, or the header is wrong")
+    if copies:
+        dims = " x ".join(str(int(s)) for s in shape)
+        check_memory(path, count * itemsize * copies, f"reading its {dims} voxels of {itemsize} bytes")
+
+
+def check_geometry(path: Path, spacing, affine=None) -> None:
+    """Refuse a voxel spacing that is not a positive finite number, or an affine that is not finite:
+    exports would write them into every file."""
+    values = np.asarray(spacing, float)
+    if not (np.all(np.isfinite(values)) and np.all(values > 0)):
+        raise InputError(path, f"voxel spacing {tuple(float(v) for v in values)} is not positive and finite "
+                               "(pixdim or resolution in the header)")
+    if affine is not None and not np.all(np.isfinite(np.asarray(affine, float))):
+        raise InputError(path, "the affine (voxel to world matrix) holds NaN or infinite values")
 
 
 def read_nifti(path: Path) -> Volume:
@@ -113,10 +170,13 @@ def read_nifti(path: Path) -> Volume:
     try:
         img = nib.load(str(path))
         shape, itemsize = tuple(img.shape), img.get_data_dtype().itemsize
+        zooms, affine = tuple(float(z) for z in img.header.get_zooms()[: len(shape)]), np.asarray(img.affine)
     except Exception as error:  # noqa: BLE001 - nibabel raises many types for bad files
         raise InputError(path, f"cannot read NIfTI: {_first_line(error)}") from None
     if len(shape) not in (2, 3):
         raise InputError(path, f"expected a 2D or 3D image, got shape {shape}")
+    check_dtype(path, img.get_data_dtype(), f"voxels (NIfTI datatype {img.header.get_value_label('datatype')})")
+    check_geometry(path, zooms, affine)
     size = path.stat().st_size
     if str(path).lower().endswith(".gz"):
         check_voxel_count(path, shape, itemsize, size, DEFLATE_MAX_RATIO)
@@ -127,11 +187,10 @@ def read_nifti(path: Path) -> Volume:
         data = np.asarray(img.dataobj)
     except Exception as error:  # noqa: BLE001
         raise InputError(path, f"cannot read NIfTI: {_first_line(error)}") from None
-    zooms = tuple(float(z) for z in img.header.get_zooms()[: data.ndim])
-    axcodes = source_axcodes(img.affine) if data.ndim == 3 else None
+    axcodes = source_axcodes(affine) if data.ndim == 3 else None
     return Volume(
         np.ascontiguousarray(to_display(data.T, axcodes)), display_spacing(zooms[::-1], axcodes),
-        np.asarray(img.affine), str(path), "nifti",
+        affine, str(path), "nifti",
         {"nifti_dtype": str(img.get_data_dtype()), "source_axcodes": list(axcodes) if axcodes else None},
     )
 
@@ -143,6 +202,11 @@ def read_tiff(path: Path) -> Volume:
     try:
         with tifffile.TiffFile(str(path)) as tif:
             series = tif.series[0]
+            check_dtype(path, series.dtype)
+            if len(series.shape) > 3 or len(series.shape) < 2:
+                kind = "an RGB volume" if series.shape[-1:] in ((3,), (4,)) and len(series.shape) == 4 else "not 2D or 3D"
+                raise InputError(path, f"TIFF of shape {tuple(series.shape)} (axes {series.axes}) is {kind}: "
+                                       "give a grey (Z, Y, X) volume or a 2D image")
             check_voxel_count(path, tuple(series.shape), np.dtype(series.dtype).itemsize)
             data = tif.asarray()
             spacing = [1.0] * data.ndim
@@ -150,7 +214,7 @@ def read_tiff(path: Path) -> Volume:
             page = tif.pages[0]
             if "XResolution" in page.tags and data.ndim >= 2:
                 num, den = page.tags["XResolution"].value
-                if num:
+                if num and den:  # a zero resolution means none was set
                     spacing[-1] = spacing[-2] = den / num
             if ij.get("spacing") and data.ndim == 3:
                 spacing[0] = float(ij["spacing"])
@@ -161,6 +225,7 @@ def read_tiff(path: Path) -> Volume:
         raise
     except Exception as error:  # noqa: BLE001 - tifffile raises many types for bad files
         raise InputError(path, f"cannot read TIFF: {_first_line(error)}") from None
+    check_geometry(path, spacing)
     return Volume(data, tuple(spacing), None, str(path), "tiff")
 
 
@@ -175,93 +240,62 @@ def read_zarr(path: Path) -> Volume:
             if not names:
                 raise InputError(path, "zarr group has no arrays")
             node = node[names[0]]
-        check_voxel_count(path, tuple(node.shape), np.dtype(node.dtype).itemsize)
+        shape = tuple(int(s) for s in node.shape)
+        check_dtype(path, node.dtype)
+        if len(shape) not in (2, 3):
+            raise InputError(path, f"expected a 2D or 3D array, got shape {shape}")
+        check_voxel_count(path, shape, np.dtype(node.dtype).itemsize)
+        check_chunk_count(path, shape, tuple(int(c) for c in node.chunks))
         data = np.asarray(node[:])
         spacing = tuple(float(s) for s in node.attrs.get("spacing", [1.0] * data.ndim))
     except InputError:
         raise
     except Exception as error:  # noqa: BLE001 - zarr raises many types for bad stores
         raise InputError(path, f"cannot read zarr: {_first_line(error)}") from None
+    check_geometry(path, spacing)
     return Volume(data, spacing, None, str(path), "zarr")
 
 
-def _series_key(ds) -> str:
-    return str(getattr(ds, "SeriesInstanceUID", "") or "(no SeriesInstanceUID)")
+def check_chunk_count(path: Path, shape: tuple[int, ...], chunks: tuple[int, ...]) -> None:
+    """Refuse an array cut into more than :data:`MAX_CHUNKS` chunks (each is a read and a decode)."""
+    count = int(np.prod([-(-s // max(c, 1)) for s, c in zip(shape, chunks, strict=True)], dtype=object))
+    if count > MAX_CHUNKS:
+        raise InputError(path, f"array of shape {shape} is stored in {count:,} chunks of {chunks}, more than the "
+                               f"{MAX_CHUNKS:,} this tool reads (hours of reading); re-chunk it, e.g. one chunk "
+                               "per slice")
 
 
-def read_dicom_series(folder: Path) -> Volume:
-    """One series from ``folder``: grouped by SeriesInstanceUID, the largest taken (with a
-    :class:`InputWarning` naming the others); gaps and duplicate positions are refused."""
-    import pydicom
+def read_image(path: str | Path, mode: str | None = None) -> np.ndarray:
+    """A 2D image (PNG, JPEG, BMP) as an array: grey, RGB or RGBA, or converted to ``mode``
+    ("L", "RGB"). Its pixel count is checked against the memory budget before it is decoded,
+    and an unreadable or damaged file is one :class:`InputError`."""
+    from PIL import Image
 
-    series: dict[str, list] = {}
-    for file in sorted(p for p in folder.iterdir() if p.is_file()):
-        try:
-            ds = pydicom.dcmread(str(file))
-        except Exception:  # noqa: BLE001 - skip non-DICOM files in the folder
-            continue
-        if "PixelData" in ds:
-            series.setdefault(_series_key(ds), []).append(ds)
-    if not series:
-        raise InputError(folder, "no DICOM images")
-    ranked = sorted(series.items(), key=lambda kv: (-len(kv[1]), int(getattr(kv[1][0], "SeriesNumber", 0) or 0), kv[0]))
-    uid, slices = ranked[0]
-    if len(ranked) > 1:
-        others = ", ".join(f"{u} ({len(s)} images)" for u, s in ranked[1:])
-        warnings.warn(InputWarning(folder, f"{len(ranked)} DICOM series in one folder; reading the largest, "
-                                           f"{uid} ({len(slices)} images), and ignoring {others}"), stacklevel=2)
+    path = Path(path)
     try:
-        row, col = (np.array(slices[0].ImageOrientationPatient[:3], float),
-                    np.array(slices[0].ImageOrientationPatient[3:], float))
-        normal = np.cross(row, col)
-        positions = {id(ds): float(np.dot(normal, np.array(ds.ImagePositionPatient, float))) for ds in slices}
-        dy, dx = (float(v) for v in slices[0].PixelSpacing)
-    except (AttributeError, TypeError, ValueError) as error:
-        raise InputError(folder, f"series {uid}: missing or bad geometry tags ({_first_line(error)})") from None
-    slices.sort(key=lambda ds: positions[id(ds)])
-    shapes = {(int(ds.Rows), int(ds.Columns)) for ds in slices}
-    if len(shapes) > 1:
-        raise InputError(folder, f"series {uid}: slices of different sizes {sorted(shapes)}")
-    along = np.array([positions[id(ds)] for ds in slices])
-    _check_spacing(folder, uid, along)
-    check_voxel_count(folder, (len(slices), *shapes.pop()), 8)
-    try:
-        data = np.stack([
-            ds.pixel_array * float(getattr(ds, "RescaleSlope", 1)) + float(getattr(ds, "RescaleIntercept", 0))
-            for ds in slices
-        ])
-    except Exception as error:  # noqa: BLE001 - pydicom raises many types for bad pixel data
-        raise InputError(folder, f"series {uid}: cannot decode pixel data ({_first_line(error)})") from None
-    if all(float(getattr(ds, "RescaleSlope", 1)).is_integer() for ds in slices) and data.min() >= -32768 and data.max() < 32768:
-        data = data.astype(np.int16)
-    positions_xyz = np.array([ds.ImagePositionPatient for ds in slices], float)
-    dz = float(np.median(np.diff(along))) if len(slices) > 1 else float(getattr(slices[0], "SliceThickness", 1.0))
-    # DICOM is LPS; the affine maps (col, row, slice) indices to LPS millimetres.
-    affine = np.eye(4)
-    affine[:3, 0], affine[:3, 1], affine[:3, 2] = row * dx, col * dy, normal * dz
-    affine[:3, 3] = positions_xyz[0]
-    axcodes = source_axcodes(LPS_TO_RAS @ affine)
-    return Volume(np.ascontiguousarray(to_display(data, axcodes)), display_spacing((abs(dz), dy, dx), axcodes),
-                  affine, str(folder), "dicom",
-                  {"affine_space": "LPS", "series_instance_uid": uid,
-                   "source_axcodes": list(axcodes) if axcodes else None})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the budget decides, below
+            with Image.open(path) as image:
+                mode = mode or _plain_mode(image)
+                width, height = image.size
+                itemsize = {"I;16": 2, "I": 4, "F": 4}.get(mode, 1) * Image.getmodebands(mode)
+                check_memory(path, width * height * itemsize * READ_COPIES,
+                             f"decoding its {width} x {height} pixels")
+                return np.asarray(image if image.mode == mode else image.convert(mode))
+    except InputError:
+        raise
+    except Image.DecompressionBombError as error:
+        raise InputError(path, f"{_first_line(error).split(', could be')[0]} (Pillow refuses such images as "
+                               "possible decompression bombs)") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as error:  # PIL: unidentified, truncated, corrupt
+        raise InputError(path, f"cannot read image ({' '.join(_first_line(error).split())})") from None
 
 
-def _check_spacing(folder: Path, uid: str, along: np.ndarray) -> None:
-    """Refuse duplicate slice positions and gaps (a step over 1.5x the typical one)."""
-    if len(along) < 2:
-        return
-    steps = np.diff(along)
-    step = float(np.median(steps))
-    duplicates = [float(along[i]) for i in np.flatnonzero(steps < 1e-3 * max(abs(step), 1e-6))]
-    if duplicates or step <= 0:
-        raise InputError(folder, f"series {uid}: two slices at position(s) "
-                                 f"{', '.join(f'{p:.2f}' for p in duplicates)} mm; is it two series with one UID?")
-    missing = []
-    for i in np.flatnonzero(steps > 1.5 * step):
-        n = int(round(steps[i] / step)) - 1
-        missing += [float(along[i] + step * (k + 1)) for k in range(max(n, 1))]
-    if missing:
-        shown = ", ".join(f"{p:.2f}" for p in missing[:10]) + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else "")
-        raise InputError(folder, f"series {uid} has a gap: no slice at position(s) {shown} mm along the slice "
-                                 f"normal (step {step:.2f} mm, {len(along)} slices); refusing a volume with missing slices")
+def _plain_mode(image) -> str:
+    """The mode an image is read in: its own if grey, RGB(A) or 16/32-bit; palettes and others
+    become RGB (RGBA with transparency), 1-bit black and white grey."""
+    if image.mode in ("L", "RGB", "RGBA", "I;16", "I", "F"):
+        return image.mode
+    if image.mode == "1":
+        return "L"
+    return "RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB"

@@ -61,13 +61,19 @@ def label_dtype(array: np.ndarray) -> np.dtype:
 
 
 def nifti_affine(meta: dict, ndim: int = 3) -> np.ndarray:
-    """The RAS voxel-to-world affine of ``data.T``: the source's, else one from the spacing."""
+    """The RAS voxel-to-world affine of ``data.T``: the source's, else one from the spacing;
+    refused when not finite (a NaN would be written into every exported file)."""
     affine = meta.get("affine")
     if affine is None:
         spacing = list(meta.get("spacing") or [1.0] * ndim)[::-1]
-        return np.diag([*spacing, *[1.0] * (4 - len(spacing))])
-    affine = np.asarray(affine, float)
-    return LPS_TO_RAS @ affine if meta.get("affine_space") == "LPS" else affine
+        affine = np.diag([*(float(s) for s in spacing), *[1.0] * (4 - len(spacing))])
+    else:
+        affine = np.asarray(affine, float)
+        affine = LPS_TO_RAS @ affine if meta.get("affine_space") == "LPS" else affine
+    if not np.all(np.isfinite(affine)):
+        raise ValueError(f"the image's geometry (spacing {meta.get('spacing')}, affine) holds NaN or infinite "
+                         "values; it cannot be written")
+    return affine
 
 
 def _axcodes(meta: dict) -> tuple[str, ...] | None:

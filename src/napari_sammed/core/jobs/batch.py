@@ -4,7 +4,8 @@ Per case (:func:`run_case`, one task): ``OUTDIR/<case>/labels.nii.gz`` (image ge
 ``qc.csv``/``qc.json``, ``samaug/<stem>_{seg_prior,boundary_prior,augmented}.tif`` and, written
 last, ``done.json``: a case whose ``done.json`` matches the plan, its inputs and the model is
 skipped on a rerun; embeddings persist in ``OUTDIR/.cache/<case>`` so an interrupted case resumes
-without re-encoding. A failing case becomes an error row; the others go on.
+without re-encoding. A failing case becomes an error row; the others go on. What a rerun
+trusts (done.json, exported.json, OUTDIR's folders) is checked first (:mod:`.resume`).
 
 The export dataset is assembled afterwards in the driver, one case after the other, from the
 per-case results (``OUTDIR/export``), so no two workers ever write the same index file.
@@ -15,25 +16,36 @@ from __future__ import annotations
 import csv
 import datetime
 import io
-import json
 import logging
 import os
 import shutil
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..io.atomic import atomic_write
 from ..io.hashing import json_hash
+from .cluster import check_address, dask_client, parse_cluster
 from .plan import CaseSpec, Plan
+from .resume import (
+    CACHE,
+    DONE,
+    EXPORT,
+    EXPORT_RECORD,
+    case_key,
+    check_outdir,
+    is_done,
+    output_sizes,
+    read_done,
+    read_export_record,
+    write_json,
+)
 
 COLUMNS = ("case", "status", "seconds", "objects", "mean_predicted_iou", "error")
-DONE = "done.json"
-EXPORT_RECORD = "exported.json"  # OUTDIR/exported.json: {case: what was exported}
 #: Slice embeddings held in memory per volume; the rest stay in the on-disk cache
 #: (LiteMedSAM: 4 MiB a slice, so 32 slices = 128 MiB however long the volume).
 MEMORY_SLICES = 32
@@ -83,42 +95,12 @@ def engine_loads(model: ModelConfig) -> int:
 
 
 # ---- one case ------------------------------------------------------------------------------
-def _file_id(path: Path | None):
-    if path is None:
-        return None
-    stat = path.stat()
-    return [str(path), stat.st_size, stat.st_mtime_ns]
-
-
-def case_key(case: CaseSpec, plan: Plan, model: ModelConfig) -> str:
-    """Fingerprint of everything a case's outputs depend on (the export block excluded)."""
-    spec = {"case": case.name, "image": _file_id(case.image), "seeds": _file_id(case.seeds),
-            "labels": _file_id(case.labels), "window": plan.window_of(case), "axis": plan.axis,
-            "steps": [s for s in plan.steps if s != "export"],
-            "propagation": plan.propagation.model_dump(), "samaug": plan.samaug.model_dump(),
-            "model": model.identity()}
-    return json_hash(spec)
-
-
 def one_line(error: BaseException) -> str:
     """An error as one line for the summary (type named unless it is a plain input error)."""
     text = " ".join(str(error).split()) or "(no message)"
     if not isinstance(error, ValueError | FileNotFoundError | FileExistsError):
         text = f"{type(error).__name__}: {text}"
     return text[:400]
-
-
-def read_done(case_dir: Path) -> dict | None:
-    """A case's ``done.json`` record, or None if it is missing or unreadable."""
-    try:
-        return json.loads((case_dir / DONE).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _write_json(path: Path, payload) -> Path:
-    text = json.dumps(payload, indent=2, default=str) + "\n"
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def peak_rss_mib() -> float | None:
@@ -144,6 +126,15 @@ def _trace_stats(trace) -> tuple[int, float | None]:
     return len(object_summary(trace)), (float(np.mean(ious)) if ious else None)
 
 
+def _cached_row(case: CaseSpec, done: dict) -> dict:
+    """A skipped case's row from its done.json (values of the wrong type left out)."""
+    def number(key):
+        value = done.get(key)
+        return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+    return _row(case.name, "cached", number("seconds") or 0.0, number("objects"), number("mean_predicted_iou"))
+
+
 def labels_path(case: CaseSpec, plan: Plan, outdir: Path) -> Path:
     """The labels a case's later steps use: the propagated ones, else the plan's, else an earlier run's."""
     if "propagate" in plan.steps or case.labels is None:
@@ -166,14 +157,13 @@ def run_case(case: CaseSpec, plan: Plan, outdir: str | Path, engine, model: Mode
                                  "or run the propagate step first")
             return _row(case.name, "ok", time.perf_counter() - start)
         key = case_key(case, plan, model)
-        done = read_done(case_dir)
+        done = read_done(case_dir)  # None unless its outputs are all still there
         if done is not None and done.get("key") == key:
-            return _row(case.name, "cached", done.get("seconds", 0.0), done.get("objects"),
-                        done.get("mean_predicted_iou"))
+            return _cached_row(case, done)
         (case_dir / DONE).unlink(missing_ok=True)
         log.info(f"case {case.name}")  # the lines that follow (window, reading, ...) are this case's
         case_dir.mkdir(parents=True, exist_ok=True)
-        cache_dir = outdir / ".cache" / case.name
+        cache_dir = outdir / CACHE / case.name
         window = plan.window_of(case)
         objects = iou = None
         outputs: list[str] = []
@@ -194,9 +184,10 @@ def run_case(case: CaseSpec, plan: Plan, outdir: str | Path, engine, model: Mode
             maps = samaug_volume(case.image, case_dir / "samaug", engine, window, plan.samaug.settings(), cache_dir)
             outputs += [str(p.relative_to(case_dir)) for p in maps]
         seconds = time.perf_counter() - start
-        _write_json(case_dir / DONE, {
+        write_json(case_dir / DONE, {
             "key": key, "case": case.name, "status": "ok", "seconds": round(seconds, 2), "objects": objects,
             "mean_predicted_iou": iou, "engine": engine.describe(), "window": window, "outputs": outputs,
+            "output_bytes": output_sizes(case_dir, outputs),
             "pid": os.getpid(), "engine_loads_in_process": engine_loads(model) if model else None,
             "peak_rss_mib_in_process": peak_rss_mib(),
             "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
@@ -210,7 +201,7 @@ def run_case(case: CaseSpec, plan: Plan, outdir: str | Path, engine, model: Mode
 # ---- export (driver, after the cases) -------------------------------------------------------
 def export_root(plan: Plan, outdir: Path) -> Path:
     """Where the plan's export dataset goes under ``outdir``."""
-    root = outdir / "export"
+    root = outdir / EXPORT
     return root / plan.export.dataset_name if plan.export.format == "sammed2d" else root
 
 
@@ -228,7 +219,7 @@ def export_cases(plan: Plan, outdir: Path, rows: list[dict], model: ModelConfig 
     spec = plan.export
     folder = export_root(plan, outdir)
     record_path = outdir / EXPORT_RECORD
-    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    record = read_export_record(outdir, folder)
     by_name = {c.name: c for c in plan.cases}
     for row in rows:
         if row["status"] not in ("ok", "cached"):
@@ -236,6 +227,7 @@ def export_cases(plan: Plan, outdir: Path, rows: list[dict], model: ModelConfig 
         case = by_name[row["case"]]
         case_dir = outdir / case.name
         done = read_done(case_dir) or {}
+        engine = done.get("engine") if isinstance(done.get("engine"), dict) else None
         key = json_hash([done.get("key"), spec.model_dump(), plan.samaug.model_dump()])
         if (record.get(case.name) or {}).get("key") == key:
             continue
@@ -249,14 +241,14 @@ def export_cases(plan: Plan, outdir: Path, rows: list[dict], model: ModelConfig 
             priors_from = SamaugSource(lambda: engine_for(model or ModelConfig()), plan.samaug.settings(),
                                        case_dir / "samaug") if options.needs_priors else None
             export_files(case.image, labels_path(case, plan, outdir), options, case.name, plan.class_names,
-                         plan.window_of(case), qc if qc.exists() else None, engine=done.get("engine"),
+                         plan.window_of(case), qc if qc.exists() else None, engine=engine,
                          priors_from=priors_from)
         except Exception as error:  # noqa: BLE001 - one case's export never stops the others
             row.update(status="error", error="export: " + one_line(error))
             continue
         record[case.name] = {"key": key, "format": spec.format,
                              "samaug": plan.samaug.model_dump() if options.needs_priors else None}
-        _write_json(record_path, record)
+        write_json(record_path, record)
 
 
 # ---- runners -------------------------------------------------------------------------------
@@ -306,14 +298,6 @@ def run_dask(plan: Plan, outdir: Path, model: ModelConfig, cases: list[CaseSpec]
     return rows
 
 
-def parse_cluster(text: str) -> int:
-    """``local:N`` -> N worker processes."""
-    kind, _, count = text.partition(":")
-    if kind != "local" or not count.isdigit() or int(count) < 1:
-        raise ValueError(f"--cluster takes local:N (N worker processes), got {text!r}")
-    return int(count)
-
-
 @dataclass
 class BatchResult:
     """What a bulk run did: one row per case, the summary file, time; its exit code."""
@@ -336,44 +320,40 @@ def run_batch(plan: Plan, outdir: str | Path, model: ModelConfig = ModelConfig()
     outdir = Path(outdir)
     if model.checkpoint and not Path(model.checkpoint).is_file():
         raise FileNotFoundError(f"no such checkpoint: {model.checkpoint}")
-    outdir.mkdir(parents=True, exist_ok=True)
+    if scheduler:
+        check_address(scheduler)
+    elif cluster:
+        parse_cluster(cluster)
+    check_outdir(plan, outdir, export_root(plan, outdir) if plan.export else outdir / EXPORT)
     todo, cached = [], {}
     for case in plan.cases:  # finished cases never reach a worker
-        done = read_done(outdir / case.name)
-        if done is not None and done.get("key") == case_key(case, plan, model):
-            cached[case.name] = _row(case.name, "cached", done.get("seconds", 0.0), done.get("objects"),
-                                     done.get("mean_predicted_iou"))
+        done = is_done(case, plan, model, outdir)
+        if done is not None:
+            cached[case.name] = _cached_row(case, done)
         else:
             todo.append(case)
     computed: list[dict] = []
     if todo and not {"propagate", "samaug"} & set(plan.steps):  # export only: no model, no workers
         computed = [run_case(case, plan, outdir, None, model) for case in todo]
-    elif todo and (cluster or scheduler or client is not None):
-        computed = _on_dask(plan, outdir, model, todo, cluster, scheduler, client, progress)
+    elif todo and client is not None:
+        outdir.mkdir(parents=True, exist_ok=True)
+        computed = run_dask(plan, outdir, model, todo, client, progress)
+    elif todo and (cluster or scheduler):
+        with dask_client(cluster, scheduler) as (own, workers):
+            if workers:  # torch threads: the cores shared among the local workers
+                model = replace(model, threads=model.threads or max(1, (os.cpu_count() or 1) // workers))
+            outdir.mkdir(parents=True, exist_ok=True)  # once the cluster is up: a failed start leaves nothing
+            computed = run_dask(plan, outdir, model, todo, own, progress)
     elif todo:
+        outdir.mkdir(parents=True, exist_ok=True)
         computed = run_local(plan, outdir, model, todo, progress)
+    outdir.mkdir(parents=True, exist_ok=True)
     by_name = {**cached, **{r["case"]: r for r in computed}}
     rows = [by_name[c.name] for c in plan.cases]
     if "export" in plan.steps:
         export_cases(plan, outdir, rows, model)
     summary = write_summary(rows, outdir / "summary.csv")
     return BatchResult(rows, summary, time.perf_counter() - start)
-
-
-def _on_dask(plan, outdir, model, todo, cluster, scheduler, client, progress) -> list[dict]:
-    from distributed import Client, LocalCluster
-
-    if client is not None:
-        return run_dask(plan, outdir, model, todo, client, progress)
-    if scheduler:
-        with Client(scheduler) as remote:
-            return run_dask(plan, outdir, model, todo, remote, progress)
-    n = parse_cluster(cluster)
-    threads = max(1, (os.cpu_count() or 1) // n)
-    model = ModelConfig(**{**asdict(model), "threads": model.threads or threads})
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as local, \
-            Client(local) as own:
-        return run_dask(plan, outdir, model, todo, own, progress)
 
 
 # ---- summary -------------------------------------------------------------------------------

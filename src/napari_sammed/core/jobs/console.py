@@ -26,7 +26,12 @@ SAM-Med2D, SAM or MedSAM weights.
 Volumes are windowed to 8 bits as the models were trained: a CT in Hounsfield units gets
 ct-soft-tissue (W400/L40), anything else the 0.5-99.5 percentile window; --window changes
 it, and every command prints the window it used. Status lines and progress go to stderr,
-results to stdout. Exit codes: 0 done, 2 bad input (one line saying what), 1 a bug."""
+results to stdout. Exit codes: 0 done, 2 bad input (one line saying what), 1 a bug.
+
+Memory: a file whose voxels need more memory than the budget is refused before it is read.
+The budget is the memory available to the process (free memory, container and ulimit -v
+limits); the environment variable NAPARI_SAMMED_MEMORY_BUDGET sets it (bytes, or 512M, 8G).
+DICOM is decoded slice by slice into int16 (int32 or float32 where the rescale needs it)."""
 
 EXAMPLES = """\
 examples:

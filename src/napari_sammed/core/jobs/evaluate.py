@@ -27,6 +27,7 @@ from ..engine.frame import nearest_indices
 from ..engine.slice_engine import Prediction, SliceEngine
 from ..io.inputs import InputError, Sammed2dTest, load_json
 from ..io.paths import dataset_entry
+from ..io.read import read_image
 from ..volume.metrics import dice
 
 FRAME = 256
@@ -72,16 +73,6 @@ def read_test_set(dataset: str | Path) -> list[TestMask]:
     if not items:
         raise InputError(index, "lists no masks")
     return items
-
-
-def _png(path: Path, mode: str) -> np.ndarray:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert(mode))
-    except (OSError, ValueError) as error:  # PIL: UnidentifiedImageError, truncated data
-        raise InputError(path, f"cannot read image ({' '.join(str(error).split())[:200]})") from None
 
 
 class Frame:
@@ -163,11 +154,11 @@ def evaluate(
     embedded_image, embedding, image_shape = None, None, None
     for n, item in enumerate(items):
         if item.image != embedded_image:  # the masks of one image share its embedding
-            image = _png(item.image, "RGB")
+            image = read_image(item.image, "RGB")
             image_shape = image.shape[:2]
             embedding = engine.embed(Frame(*image_shape).forward(image)[None])[0]
             embedded_image = item.image
-        truth = _png(item.mask, "L") > 127
+        truth = read_image(item.mask, "L") > 127
         if truth.shape != image_shape:
             raise ValueError(f"{item.mask.name} is {truth.shape}, its image {image_shape}")
         frame = Frame(*truth.shape)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..engine.automatic_masks import AmgSettings
 from ..export import ExportCase, ExportOptions, export_case
-from ..export.case import Priors
+from ..export.case import CASE_NAME, Priors
 from ..io.qc import read_trace_csv
 from ..io.read import file_stem, read_volume
 from ..io.windowing import describe_window, resolve_window
@@ -25,6 +25,9 @@ def export_files(image: str | Path, labels: str | Path, options: ExportOptions, 
     (default: the image's file stem); ``window`` renders the images as the model saw them.
     ``engine`` describes what made the labels; ``priors_from`` gives the SAMAug priors that
     ``options.samaug_channels`` / ``samaug_images`` ask for."""
+    case = case or file_stem(image)
+    if not CASE_NAME.fullmatch(case):  # before reading; also no trailing newline, which match's $ allows
+        raise ValueError(f"case name {case!r}: use letters, digits, '_', '-' or '.', starting with a letter or digit")
     log.info(f"reading {image} and {labels}")
     source, annotation = read_volume(image), read_volume(labels)
     trace = read_trace_csv(qc) if qc else None
@@ -36,7 +39,7 @@ def export_files(image: str | Path, labels: str | Path, options: ExportOptions, 
         if priors_from is None:
             raise ValueError("SAMAug priors were asked for but no model or maps were given")
         priors = priors_from.priors(source.data, file_stem(image), resolved)
-    export = ExportCase(case or file_stem(image), source.data, annotation.data, source.layer_metadata(),
+    export = ExportCase(case, source.data, annotation.data, source.layer_metadata(),
                         class_names or {}, resolved, engine=engine, trace=trace,
                         sources=[str(image), str(labels)], priors=priors)
     return export_case(export, options)

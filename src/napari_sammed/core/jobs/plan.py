@@ -70,7 +70,7 @@ class CaseSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not CASE_NAME.match(value):
+        if not CASE_NAME.fullmatch(value):  # match's $ would let a trailing newline through
             raise ValueError(f"case name {value!r}: use letters, digits, '_', '-' or '.', starting with a letter or digit")
         return value
 

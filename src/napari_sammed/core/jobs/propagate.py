@@ -121,8 +121,9 @@ def run_propagation(
     from ..io.windowing import describe_window, resolve_window
 
     output = Path(output)
-    if output.exists() and not overwrite:
-        raise NeedsOption(f"{output} exists; pass {{overwrite}} to replace it")
+    for path in (output, *trace_files(output)):
+        if path.exists() and not overwrite:
+            raise NeedsOption(f"{path} exists; pass {{overwrite}} to replace it")
     log.info(f"reading {image}")
     volume = read_volume(image)
     if volume.data.ndim != 3:
@@ -137,7 +138,7 @@ def run_propagation(
             prompts = {k: v for k, v in prompts.items() if k in objects}
         log.info(f"embedding the {len({i for v in prompts.values() for i in v})} prompted slices")
         seeds = seeds_from_prompts(embeddings, prompts, seeds_path)
-        labels = np.zeros(volume.data.shape, np.uint16)
+        labels = np.zeros(volume.data.shape, label_dtype(np.array([max(seeds, default=0)])))
         paint_masks(labels, axis, seeds)
     else:
         labels = read_volume(seeds_path).data
@@ -156,9 +157,15 @@ def run_propagation(
     provenance = {"image": str(image), "seeds": str(seeds_path), "axis": "zyx"[axis],
                   "engine": engine.describe(), "window": None if embeddings.window is None else embeddings.window.as_dict(),
                   "settings": asdict(result.settings)}
-    traces = save_trace(result.trace, output.parent / f"{file_stem(output)}_qc", result.ends, {"provenance": provenance})
+    traces = save_trace(result.trace, trace_files(output)[0], result.ends, {"provenance": provenance})
     return {"output": out, "trace": traces, "voxels_written": written,
             "objects": object_summary(result.trace), "nifti": is_nifti(out)}
+
+
+def trace_files(output: str | Path) -> list[Path]:
+    """The QC trace files written beside ``output``: ``<stem>_qc.csv`` and ``<stem>_qc.json``."""
+    output = Path(output)
+    return [output.parent / f"{file_stem(output)}_qc{suffix}" for suffix in (".csv", ".json")]
 
 
 def format_report(report: dict, kind: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,8 +15,16 @@ from ..engine.automatic_masks import AmgSettings
 from ..engine.samaug import augmented_uint8, samaug_slice
 from ..export.case import Priors
 from ..io.atomic import atomic_write, temp_file
-from ..io.inputs import InputError
-from ..io.read import IMAGE_SUFFIXES, NIFTI_SUFFIXES, TIFF_SUFFIXES, file_stem, is_zarr, read_volume
+from ..io.inputs import InputError, InputWarning
+from ..io.read import (
+    IMAGE_SUFFIXES,
+    NIFTI_SUFFIXES,
+    TIFF_SUFFIXES,
+    file_stem,
+    is_zarr,
+    read_image,
+    read_volume,
+)
 from ..io.windowing import apply_window, describe_window, resolve_window
 
 log = logging.getLogger(__name__)
@@ -76,31 +85,46 @@ def run_samaug(
 
     Volumes give (Z, H, W[, 3]) stacks along z, written slice by slice. Outputs that exist are
     skipped, so a rerun resumes; each file is written atomically. ``progress(done, total)``
-    counts the slices of a single input, else the inputs of a folder.
+    counts the slices of a single input, else the inputs of a folder. In a folder, an image
+    that cannot be read is skipped with an :class:`InputWarning` and the others go on; the
+    first such image is then raised as an :class:`InputError` (nothing else is lost).
     """
-    from skimage import io as skio
-
     outdir = Path(outdir)
     inputs = _inputs(Path(source), outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     stems = output_stems(inputs)
     single = len(inputs) == 1
+    skipped: list[InputError] = []
     for n, path in enumerate(inputs):
         stem = stems[path]
         if not all((outdir / f"{stem}_{m}.tif").exists() for m in MAPS):
             log.info(f"reading {path}")
-            if path.name.lower().endswith(IMAGE_SUFFIXES):
-                data = skio.imread(str(path))
-                if data.ndim == 3 and data.shape[-1] == 4:
-                    data = data[..., :3]
+            try:
+                data = _read_input(path)
+            except InputError as error:
+                if single:
+                    raise
+                warnings.warn(InputWarning(error.path, f"{error.what}; skipped"), stacklevel=2)
+                skipped.append(error)
             else:
-                data = read_volume(path).data
-            written += write_maps(data, path, outdir, stem, engine, window, settings,
-                                  progress=progress if single else None)
+                written += write_maps(data, path, outdir, stem, engine, window, settings,
+                                      progress=progress if single else None)
         if progress and not single:
             progress(n + 1, len(inputs))
+    if skipped:
+        more = f" (and {len(skipped) - 1} more unreadable images)" if len(skipped) > 1 else ""
+        raise InputError(skipped[0].path, f"{skipped[0].what}{more}; skipped, and the maps of the other "
+                                          f"{len(inputs) - len(skipped)} images are in {outdir}")
     return written
+
+
+def _read_input(path: Path) -> np.ndarray:
+    """A 2D image (RGBA without its alpha) or a volume, as :func:`write_maps` takes it."""
+    if not path.name.lower().endswith(IMAGE_SUFFIXES):
+        return read_volume(path).data
+    data = read_image(path)
+    return data[..., :3] if data.ndim == 3 and data.shape[-1] == 4 else data
 
 
 def samaug_volume(source: Path, outdir: Path, engine, window, settings: AmgSettings,
@@ -212,9 +236,9 @@ def load_priors(folder: str | Path, stem: str, wanted: dict) -> Priors | None:
     try:
         found = json.loads((folder / f"{stem}_samaug.json").read_text())
         maps = {m: tifffile.imread(folder / f"{stem}_{m}.tif") for m in MAPS}
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # missing, damaged or absurdly nested: compute anew
         return None
-    if not _same_maker(found, wanted):
+    if not isinstance(found, dict) or not _same_maker(found, wanted):
         return None
     made_by = {k: found[k] for k in ("engine", "amg", "window")} | {"reused_from": str(folder / f"{stem}_samaug.json")}
     return Priors(maps["seg_prior"].astype(np.float32), maps["boundary_prior"].astype(np.float32),

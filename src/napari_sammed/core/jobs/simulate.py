@@ -129,8 +129,6 @@ def simulate_files(image: str | Path, labels: str | Path, engine: SliceEngine, w
     if not np.all(np.mod(values, 1) == 0) or values.min() < 0:
         raise ValueError(f"{labels}: labels must be whole numbers, 0 for background and class ids from 1 "
                          f"(found {values[:5].tolist()}{' ...' if len(values) > 5 else ''})")
-    if np.issubdtype(volume.data.dtype, np.floating) and not np.all(np.isfinite(volume.data)):
-        raise ValueError(f"{image}: the image has NaN or infinite voxels")
     resolved = resolve_window(volume.data, window)
     log.info(describe_window(resolved))
     embeddings = VolumeEmbeddings(engine, volume.data, resolved, "z", cache_dir)

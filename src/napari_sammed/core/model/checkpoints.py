@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +16,9 @@ from ..io.hashing import sha256_file
 from ..io.inputs import NeedsOption
 from . import safe_pickle
 from .build import build_model
+from .checkpoint_scan import CheckpointError, check_declared_storage, check_format, is_safetensors
 from .lite_medsam import LiteMedSamSpec
 from .specs import MODEL_SPECS, ModelSpec
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used; the message is one line a user can act on."""
 
 
 @dataclass
@@ -46,11 +42,12 @@ def read_checkpoint(path: str | os.PathLike, expected_sha256: str | None = None)
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    check_format(path)  # a file that is no checkpoint is refused before hashing it
     sha = sha256_file(path)
     if expected_sha256 and sha.lower() != expected_sha256.lower():
         raise CheckpointError(f"sha256 mismatch for {path.name}: expected {expected_sha256}, got {sha}")
     ignored: list[str] = []
-    if _is_safetensors(path):
+    if is_safetensors(path):
         from safetensors.torch import load_file
 
         try:
@@ -83,109 +80,6 @@ def _all_finite(tensor: torch.Tensor) -> bool:
     if bool(torch.isfinite(tensor.sum())):  # an overflowing sum falls through to the exact check
         return True
     return bool(torch.isfinite(tensor).all())
-
-
-class _DeclaredStorage:
-    """What the pickle of a torch checkpoint names as a storage, without reading it."""
-
-    def __init__(self, key: str, nbytes: int) -> None:
-        self.key, self.nbytes = key, nbytes
-
-
-class _StorageType:
-    def __init__(self, name: str) -> None:
-        cls = getattr(torch, name, None)
-        if not (isinstance(cls, type) and name.endswith("Storage")):
-            raise pickle.UnpicklingError(f"unknown storage type torch.{name}")
-        with warnings.catch_warnings():  # TypedStorage classes warn that they are deprecated
-            warnings.simplefilter("ignore")
-            self.itemsize = 1 if name == "UntypedStorage" else torch._utils._element_size(cls.dtype)
-
-
-def _record(*args, **kwargs) -> None:
-    return None
-
-
-class _ScanUnpickler(safe_pickle.Unpickler):
-    """Walks a checkpoint's pickle collecting declared storages; builds no tensor."""
-
-    def __init__(self, file) -> None:
-        super().__init__(file)
-        self.storages: dict[str, int] = {}
-
-    def find_class(self, module: str, name: str):
-        if module == "torch" and name.endswith("Storage"):
-            return _StorageType(name)
-        if module == "torch._utils" and name.startswith("_rebuild"):
-            return _record
-        return super().find_class(module, name)
-
-    def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] in ("storage", b"storage")):
-            raise pickle.UnpicklingError(f"unexpected persistent id {str(pid)[:80]}")
-        storage_type, key, numel = pid[1], str(pid[2]), pid[4]
-        if not isinstance(storage_type, _StorageType) or not isinstance(numel, int) or numel < 0:
-            raise pickle.UnpicklingError(f"bad storage declaration for key {key!r}")
-        self.storages[key] = numel * storage_type.itemsize
-        return _DeclaredStorage(key, numel * storage_type.itemsize)
-
-
-def check_declared_storage(path: Path) -> None:
-    """Refuse a torch checkpoint whose pickle declares more tensor bytes than the file holds.
-
-    ``torch.load`` allocates every storage at the size the pickle declares before it reads the
-    data, so a 1 kB file can ask for terabytes. Zip checkpoints: each declared storage against
-    its record's size. Legacy (pre-1.6) checkpoints: the declared total against the file size.
-    """
-    import tarfile
-
-    size = path.stat().st_size
-    try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                records = {info.filename: info.file_size for info in archive.infolist()}
-                pickles = [n for n in records if n.endswith("/data.pkl") or n == "data.pkl"]
-                if len(pickles) != 1:
-                    raise CheckpointError(f"{path}: not a PyTorch checkpoint (no single data.pkl in the zip)")
-                prefix = pickles[0][: -len("data.pkl")]
-                if records[pickles[0]] > size * 1100:
-                    raise CheckpointError(f"{path}: data.pkl declares an impossible size")
-                scan = _ScanUnpickler(archive.open(pickles[0]))
-                scan.load()
-            for key, nbytes in scan.storages.items():
-                held = records.get(f"{prefix}data/{key}")
-                if held is None:
-                    raise CheckpointError(f"{path}: tensor storage {key!r} is declared but missing from the file")
-                if nbytes > held:
-                    raise CheckpointError(f"{path}: tensor storage {key!r} declares {nbytes:,} bytes but the file "
-                                          f"holds {held:,}; refusing to allocate it (corrupt or crafted checkpoint)")
-            return
-        if tarfile.is_tarfile(path):
-            raise CheckpointError(f"{path}: the legacy tar checkpoint format is not supported; re-save it with "
-                                  "a current PyTorch")
-        with open(path, "rb") as f:
-            if f.read(1) != b"\x80":
-                return  # not a pickle: _torch_load says what it is
-            f.seek(0)
-            for _ in range(3):  # magic number, protocol version, system info
-                safe_pickle.load(f)
-            scan = _ScanUnpickler(f)
-            scan.load()
-        total = sum(scan.storages.values())
-        if total > size:
-            raise CheckpointError(f"{path}: tensor storages declare {total:,} bytes but the file holds {size:,}; "
-                                  "refusing to allocate them (truncated, corrupt or crafted checkpoint)")
-    except CheckpointError:
-        raise
-    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, OSError, ValueError, TypeError, KeyError,
-            AttributeError, IndexError, RecursionError) as error:
-        raise CheckpointError(f"{path}: truncated or corrupt ({_first_line(error)})") from None
-
-
-def _is_safetensors(path: Path) -> bool:
-    with open(path, "rb") as f:
-        head = f.read(9)
-    return len(head) == 9 and head[8:9] == b"{" and not zipfile.is_zipfile(path)
 
 
 def _torch_load(path: Path):
@@ -329,7 +223,8 @@ def checkpoint_info(path: str | os.PathLike, kind: str | None = None) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    if _is_safetensors(path):
+    check_format(path)
+    if is_safetensors(path):
         from safetensors.torch import load_file
 
         try:
@@ -387,13 +282,19 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, overwrite
     from safetensors.torch import save_file
 
     dst = Path(dst)
-    if dst.exists() and not overwrite:
-        raise NeedsOption(f"{dst} exists; pass {{overwrite}} to replace it")
+    for path in (dst, sha256_path(dst)):
+        if path.exists() and not overwrite:
+            raise NeedsOption(f"{path} exists; pass {{overwrite}} to replace it")
     ckpt = read_checkpoint(src)
     spec = detect_spec(ckpt.state_dict, Path(src).name)
     tensors = {k: v.contiguous() for k, v in ckpt.state_dict.items()}
     metadata = {"kind": spec.kind, "source_sha256": ckpt.sha256, "source_name": Path(src).name}
     atomic_write(dst, lambda tmp: save_file(tensors, tmp, metadata=metadata), prefix=".convert-")
     sha = sha256_file(dst)
-    Path(f"{dst}.sha256").write_text(f"{sha}  {dst.name}\n")
+    atomic_write(sha256_path(dst), lambda tmp: Path(tmp).write_text(f"{sha}  {dst.name}\n"))
     return sha
+
+
+def sha256_path(dst: str | os.PathLike) -> Path:
+    """The ``<dst>.sha256`` file :func:`convert_checkpoint` writes beside its output."""
+    return Path(f"{dst}.sha256")

@@ -65,9 +65,11 @@ class EmbeddingCache:
             try:
                 group = zarr.open_group(str(path), mode="r+")
                 if dict(group.attrs).get("signature") == wanted:
+                    cache = cls(group, path)
+                    cache.check(shape)
                     os.utime(path)  # last used: what prune() keeps longest
-                    return cls(group, path)
-            except Exception:  # noqa: BLE001 - unreadable store: rebuild it below
+                    return cache
+            except Exception:  # noqa: BLE001 - unreadable or damaged store: rebuild it below
                 pass
             shutil.rmtree(path)
         group = zarr.open_group(str(path), mode="w")
@@ -77,6 +79,16 @@ class EmbeddingCache:
         group.create_array("checksums", shape=(n,), chunks=(n,), dtype="uint32", fill_value=0)
         group.attrs["signature"] = wanted
         return cls(group, path)
+
+    def check(self, shape: tuple[int, ...]) -> None:
+        """Raise unless the arrays have ``shape``'s sizes and the done marks and checksums can be
+        read (a damaged chunk of either would otherwise fail every later run)."""
+        n = shape[0]
+        if (tuple(self.embeddings.shape) != tuple(shape) or tuple(self.done.shape) != (n,)
+                or tuple(self.checksums.shape) != (n,)):
+            raise CacheCorruptError(f"{self.path}: arrays do not have the recorded shape")
+        self.done_mask()
+        np.asarray(self.checksums[:])
 
     @property
     def signature(self) -> dict:
