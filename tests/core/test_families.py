@@ -65,13 +65,17 @@ def test_every_family_loads_through_load_model_and_runs_behind_the_engine(family
     image = slice_with_square()
     embedding = engine.embed(image)
     assert tuple(embedding.shape) == (1, *engine.embedding_shape)
-    pred = engine.predict(embedding[0], image.shape, box=np.array([18.0, 10.0, 46.0, 32.0]))
+    box = np.array([18.0, 10.0, 46.0, 32.0])
+    pred = engine.predict(embedding[0], image.shape, box=box, multimask=False)
     assert pred.mask.shape == image.shape and pred.low_res_logits.shape == (1, engine.low_res, engine.low_res)
-    # decode_all, which automatic masks call, answers every family in the frame: (B, M, L, L), (B, M)
-    boxes = torch.tensor([[60.0, 50.0, 190.0, 170.0], [10.0, 10.0, 90.0, 90.0]]) * engine.frame / 256
+    # decode_all, which automatic masks call, answers every family in the frame, as predict does
+    frame_box = torch.as_tensor(engine.transform(image.shape).boxes(box), dtype=torch.float32)
+    boxes = torch.cat([frame_box, torch.tensor([[10.0, 10.0, 90.0, 90.0]]) * engine.frame / 256])
     with torch.inference_mode():
         low, quality = engine.decode_all(engine.as_embedding(embedding[0]), None, None, boxes, multimask=False)
     assert low.shape == (2, 1, engine.low_res, engine.low_res) and quality.shape == (2, 1)
+    np.testing.assert_allclose(low[0].numpy(), pred.low_res_logits, atol=1e-5, rtol=0)
+    assert abs(float(quality[0, 0]) - pred.iou) <= 1e-5
     assert engine.describe()["kind"] == loaded.spec.kind
 
 

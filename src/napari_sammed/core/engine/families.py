@@ -36,7 +36,6 @@ from typing import Any
 import torch
 
 from ..io.hashing import sha256_file
-from ..io.inputs import NeedsOption
 from ..model import lite_medsam
 from ..model.build import build_lite_medsam, build_sam_vit
 from ..model.checkpoints import (
@@ -202,6 +201,8 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, overwrite
     A ``<dst>.sha256`` file is written beside it; the file's metadata names the detected kind.
     The result loads without unpickling.
     """
+    from ..io.inputs import NeedsOption  # pydantic: only the CLI's convert needs it
+
     if Path(dst).exists() and not overwrite:
         raise NeedsOption(f"{dst} exists; pass {{overwrite}} to replace it")
     ckpt = read_checkpoint(src)
