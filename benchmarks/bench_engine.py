@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 
 import napari_sammed as ns
+from napari_sammed.core.engine.families import build_model
 from napari_sammed.core.engine.slice_engine import Prompt
-from napari_sammed.core.model.build import build_model
-from napari_sammed.core.model.specs import MODEL_SPECS
+from napari_sammed.core.model.specs import VIT_SPECS
 from napari_sammed.core.volume.cache import EmbeddingCache
 
 
@@ -69,10 +69,10 @@ def main() -> None:
         fp32 = ns.load_model(args.checkpoint, device=args.device)
         bf16 = ns.load_model(args.checkpoint, device=args.device, dtype="bf16")
     else:
-        fp32 = build_model(MODEL_SPECS["sam-med2d"]).to(args.device)
-        bf16 = build_model(MODEL_SPECS["sam-med2d"]).to(args.device)
-        bf16.load_state_dict(fp32.state_dict())
-        bf16.image_encoder.to(torch.bfloat16)
+        fp32, bf16 = build_model(VIT_SPECS["sam-med2d"]), build_model(VIT_SPECS["sam-med2d"])
+        fp32.network.to(args.device)
+        bf16.network.to(args.device).load_state_dict(fp32.network.state_dict())
+        bf16.network.image_encoder.to(torch.bfloat16)
     rng = np.random.default_rng(0)
     n, size = args.slices, args.size
     slices = rng.integers(0, 255, (n, size, size), dtype=np.uint8)
@@ -80,7 +80,7 @@ def main() -> None:
     box = np.array([100.0, 120.0, 300.0, 330.0])
     rows = []
 
-    t_off, _ = timed(lambda: [official_slice(fp32, rgb[i], box) for i in range(n)])
+    t_off, _ = timed(lambda: [official_slice(fp32.network, rgb[i], box) for i in range(n)])
     rows.append(("official loop, fp32 (encode+decode per slice)", t_off / n * 1000, "ms/slice", 1.0))
     e32 = ns.SliceEngine(fp32, batch_size=1)
     t, _ = timed(lambda: e32.embed(slices))

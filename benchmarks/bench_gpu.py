@@ -37,11 +37,11 @@ def embedding_rows(device: str, n: int, batch_size: int) -> list[str]:
     stack = stack_of(cases, n)
     rgb = np.repeat(stack[..., None], 3, axis=-1)
     demo = np.stack([image[..., 0] for image, _ in cases])  # the two slices with organ masks
-    cpu_model = ns.load_model(device="cpu")
+    cpu_model = ns.load_model(device="cpu").network
     reference = [[official_decode(cpu_model, official_encode(cpu_model, image)[None][0], box_of(m), m.shape)
                   for m in masks] for image, masks in cases]
     model = ns.load_model(device=device)
-    official = lambda: [official_encode(model, rgb[i]) for i in range(n)]  # noqa: E731
+    official = lambda: [official_encode(model.network, rgb[i]) for i in range(n)]  # noqa: E731
     official()  # warm-up (cuDNN picks its kernels)
     t_official, _ = clock(official)
     rows = [f"| embed: official per-slice loop, fp32 | {n / t_official:.1f} slices/s | 1.00x | reference |"]
@@ -63,7 +63,7 @@ def embedding_rows(device: str, n: int, batch_size: int) -> list[str]:
     for k, (_, masks) in enumerate(cases):
         for m in masks:
             box = box_of(m)
-            t_off.append(clock(partial(official_decode, model, embeddings[k : k + 1].to(device), box, m.shape), 5)[0])
+            t_off.append(clock(partial(official_decode, model.network, embeddings[k : k + 1].to(device), box, m.shape), 5)[0])
             t_box.append(clock(partial(engine.predict, embeddings[k], m.shape, box=box), 5)[0])
     off, ours = 1000 * float(np.median(t_off)), 1000 * float(np.median(t_box))
     rows.append(f"| box: official prompt encoder + decoder + upsample | {off:.1f} ms | 1.00x | reference |")

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 import napari_sammed as ns
-from napari_sammed.core.engine.backends import LiteMedSamBackend
+from napari_sammed.core.engine.lite_medsam_backend import LiteMedSamBackend
 from napari_sammed.core.engine.slice_workers import SliceWorkers
 from napari_sammed.core.volume.embeddings import VolumeEmbeddings
 
@@ -115,14 +115,16 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="add a torch.compile row (minutes to compile)")
     args = parser.parse_args()
     torch.manual_seed(0)
-    model = ns.load_model(device="cpu")
+    loaded = ns.load_model(device="cpu")
+    model = loaded.network  # the network as loaded, for the official procedure
     cases = load_cases()
     stack = stack_of(cases, args.slices)
     rgb = np.repeat(stack[..., None], 3, axis=-1)
-    ours = ns.SliceEngine(model)  # LiteMedSamBackend(model): optimised encoder, two slices in flight
-    single = ns.SliceEngine(model)
-    single.backend.workers = SliceWorkers(1)  # the optimised encoder, one slice on all cores
-    plain = ns.SliceEngine(LiteMedSamBackend(model, optimized=False))  # the model as loaded, batch 4
+    ours = ns.SliceEngine(loaded)  # LiteMedSamBackend(loaded): optimised encoder, two slices in flight
+    one_slice = LiteMedSamBackend(loaded)
+    one_slice.workers = SliceWorkers(1)  # the optimised encoder, one slice on all cores
+    single = ns.SliceEngine(one_slice)
+    plain = ns.SliceEngine(LiteMedSamBackend(loaded, optimized=False))  # the model as loaded, batch 4
     ours.embed(stack[:4])  # start the worker threads (as any session's first volume does)
 
     # ---- whole-volume embedding, interleaved per round ----------------------------------
@@ -135,9 +137,10 @@ def main() -> None:
             ours, stack[idx], window=None).compute(),
     }
     if args.compile:
-        compiled = ns.SliceEngine(model)
-        compiled.backend.encoder = torch.compile(compiled.backend.encoder, dynamic=False)
-        compiled.backend.workers = SliceWorkers(1)  # one compiled graph, called from one thread
+        backend = LiteMedSamBackend(loaded)
+        backend.encoder = torch.compile(backend.encoder, dynamic=False)
+        backend.workers = SliceWorkers(1)  # one compiled graph, called from one thread
+        compiled = ns.SliceEngine(backend)
         compile_s, _ = clock(lambda: compiled.embed(stack[:1]))
         paths[f"optimised + torch.compile (compile {compile_s:.0f} s, not counted)"] = lambda idx: compiled.embed(
             stack[idx])

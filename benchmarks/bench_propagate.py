@@ -20,9 +20,9 @@ import torch
 from scipy import ndimage as ndi
 
 import napari_sammed as ns
+from napari_sammed.core.engine.families import build_model
 from napari_sammed.core.io.windowing import resolve_window
-from napari_sammed.core.model.build import build_model
-from napari_sammed.core.model.specs import MODEL_SPECS
+from napari_sammed.core.model.specs import VIT_SPECS
 from napari_sammed.core.volume.embeddings import VolumeEmbeddings
 from napari_sammed.core.volume.propagation import PropagationSettings, propagate
 
@@ -77,7 +77,8 @@ def sam_rows(args) -> list[tuple]:
     if args.checkpoint:
         model = ns.load_model(args.checkpoint, device=args.device)
     else:
-        model = build_model(MODEL_SPECS["sam-med2d"]).to(args.device).eval()
+        model = build_model(VIT_SPECS["sam-med2d"])
+        model.network.to(args.device).eval()
     engine = ns.SliceEngine(model)
     embeddings = StoredEmbeddings(engine, torch.randn(args.slices, 256, 16, 16), (args.size, args.size))
     middle = args.slices // 2

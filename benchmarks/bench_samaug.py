@@ -14,9 +14,9 @@ import torch
 
 import napari_sammed as ns
 from napari_sammed.core.engine.automatic_masks import AmgSettings, automatic_masks
+from napari_sammed.core.engine.families import build_model
 from napari_sammed.core.engine.samaug import prior_maps
-from napari_sammed.core.model.build import build_model
-from napari_sammed.core.model.specs import MODEL_SPECS
+from napari_sammed.core.model.specs import VIT_SPECS
 
 
 def main() -> None:
@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     args = parser.parse_args()
     torch.manual_seed(0)
-    model = ns.load_model(args.checkpoint, device="cpu") if args.checkpoint else build_model(MODEL_SPECS["sam-med2d"])
+    model = ns.load_model(args.checkpoint, device="cpu") if args.checkpoint else build_model(VIT_SPECS["sam-med2d"])
     engine = ns.SliceEngine(model)
     image = np.random.default_rng(0).integers(0, 255, (args.size, args.size), dtype=np.uint8)
     emb = engine.embed(image)[0]

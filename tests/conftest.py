@@ -16,8 +16,8 @@ os.environ.setdefault("XDG_CONFIG_HOME", str(Path(_TMP_HOME) / "config"))
 os.environ.setdefault("XDG_CACHE_HOME", str(Path(_TMP_HOME) / "cache"))
 os.environ.setdefault("NAPARI_CONFIG", str(Path(_TMP_HOME) / "napari-settings.yaml"))
 
-from napari_sammed.core.model.build import build_model  # noqa: E402
-from napari_sammed.core.model.specs import MODEL_SPECS, ModelSpec  # noqa: E402
+from napari_sammed.core.model.build import build_sam_vit  # noqa: E402
+from napari_sammed.core.model.specs import VIT_SPECS, ModelSpec  # noqa: E402
 
 PACKAGE_DATA = Path(__file__).resolve().parents[1] / "src" / "napari_sammed" / "_data"
 #: SAM-Med2D's data_demo (5 CT slices, 30 masks), copied with its licence so a bare clone tests.
@@ -43,7 +43,7 @@ def write_official_checkpoint(model: torch.nn.Module, path: Path, optimizer_step
 @pytest.fixture(scope="session")
 def small_checkpoint(tmp_path_factory) -> Path:
     torch.manual_seed(0)
-    model = build_model(SMALL_SPEC)
+    model = build_sam_vit(SMALL_SPEC)
     return write_official_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "sam-med2d_small.pth")
 
 
@@ -51,7 +51,7 @@ def small_checkpoint(tmp_path_factory) -> Path:
 def full_checkpoint(tmp_path_factory) -> Path:
     """The full-size SAM-Med2D (271 M parameters) in the official layout, random weights."""
     torch.manual_seed(0)
-    model = build_model(MODEL_SPECS["sam-med2d"])
+    model = build_sam_vit(VIT_SPECS["sam-med2d"])
     return write_official_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "sam-med2d_b.pth", 0)
 
 

@@ -11,7 +11,7 @@ __all__ = ["load_model", "SliceEngine", "Prompt", "Prediction", "to_uint8", "sam
            "VolumeAnnotator", "__version__"]
 
 _LAZY = {
-    "load_model": ("napari_sammed.core.model.load", "load_model"),
+    "load_model": ("napari_sammed.core.engine.families", "load_model"),
     "SliceEngine": ("napari_sammed.core.engine.slice_engine", "SliceEngine"),
     "Prompt": ("napari_sammed.core.engine.slice_engine", "Prompt"),
     "Prediction": ("napari_sammed.core.engine.slice_engine", "Prediction"),

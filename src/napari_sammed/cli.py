@@ -39,8 +39,9 @@ def _check_model_args(args) -> None:
 
 
 def cmd_convert(args) -> int:
+    from .core.engine.families import convert_checkpoint
     from .core.io.write import check_output
-    from .core.model.checkpoints import convert_checkpoint, sha256_path
+    from .core.model.checkpoints import sha256_path
 
     check_output(args.output, args.overwrite, (".safetensors",))
     check_output(sha256_path(args.output), args.overwrite)
@@ -52,16 +53,9 @@ def cmd_convert(args) -> int:
 def cmd_info(args) -> int:
     import json
 
-    from .core.model.checkpoints import checkpoint_info
-    from .core.model.lite_medsam import bundled_checkpoint
-    from .core.model.load import CLASSICAL_KINDS
+    from .core.engine.families import model_info
 
-    if args.kind in CLASSICAL_KINDS:
-        from .core.model.classical import ClassicalModel
-
-        print(json.dumps(ClassicalModel().describe(), indent=2))
-        return 0
-    print(json.dumps(checkpoint_info(args.checkpoint or bundled_checkpoint(), args.kind), indent=2))
+    print(json.dumps(model_info(args.checkpoint, args.kind), indent=2))
     return 0
 
 

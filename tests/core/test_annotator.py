@@ -138,10 +138,9 @@ class HugeClickEngine:
 
     batch_size = 1
 
-    class backend:  # noqa: N801 - mimics SliceEngine.backend
-        @staticmethod
-        def propagation_recipe(slice_shape):
-            return {"box_margin": 0.0, "min_margin": 0.0, "use_mask_prompt": False}
+    @staticmethod
+    def propagation_recipe(slice_shape):
+        return {"box_margin": 0.0, "min_margin": 0.0, "use_mask_prompt": False}
 
     def predict_batch(self, embedding, image_size, prompts):
         from napari_sammed.core.engine.slice_engine import Prediction

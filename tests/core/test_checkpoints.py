@@ -9,15 +9,11 @@ import pytest
 import torch
 
 import napari_sammed as ns
+from napari_sammed.core.engine.families import convert_checkpoint, detect
 from napari_sammed.core.io.hashing import sha256_file
-from napari_sammed.core.model.build import build_model
-from napari_sammed.core.model.checkpoints import (
-    CheckpointError,
-    convert_checkpoint,
-    detect_spec,
-    read_checkpoint,
-)
-from napari_sammed.core.model.specs import MODEL_SPECS
+from napari_sammed.core.model.build import build_sam_vit
+from napari_sammed.core.model.checkpoints import CheckpointError, read_checkpoint
+from napari_sammed.core.model.specs import VIT_SPECS
 from tests.conftest import SMALL_SPEC
 
 
@@ -34,10 +30,10 @@ class Payload:
 def test_official_layout_loads_strictly_and_records_sha(small_checkpoint):
     model = ns.load_model(small_checkpoint, device="cpu")
     assert model.spec.kind == "sam-med2d" and model.spec.adapters
-    assert model.checkpoint_sha256 == sha256_file(small_checkpoint)
-    assert model.checkpoint_format == "torch-official (inert unpickling)"
+    assert model.weights.sha256 == sha256_file(small_checkpoint)
+    assert model.weights.format == "torch-official (inert unpickling)"
     saved = torch.load(small_checkpoint, weights_only=False)["model"]
-    for key, value in model.state_dict().items():
+    for key, value in model.network.state_dict().items():
         torch.testing.assert_close(value, saved[key], rtol=0, atol=0)
     ckpt = read_checkpoint(small_checkpoint)
     assert any("Adam" in name for name in ckpt.ignored)
@@ -52,9 +48,9 @@ def test_weights_only_refuses_official_layout(small_checkpoint):
 @pytest.mark.slow  # builds and loads the full 271 M-parameter model (~1 GB); -m 'not slow' skips it
 def test_full_size_official_checkpoint_loads(full_checkpoint):
     model = ns.load_model(full_checkpoint, device="cpu")
-    assert model.spec == MODEL_SPECS["sam-med2d"]
+    assert model.spec == VIT_SPECS["sam-med2d"]
     assert model.spec.is_official_size
-    assert sum(p.numel() for p in model.parameters()) > 270e6
+    assert sum(p.numel() for p in model.network.parameters()) > 270e6
 
 
 def test_malicious_pickle_payload_never_runs(tmp_path, small_checkpoint):
@@ -145,9 +141,9 @@ def test_convert_writes_weights_only_file(tmp_path, small_checkpoint):
     assert (tmp_path / "converted.safetensors.sha256").read_text().startswith(sha)
     a = ns.load_model(small_checkpoint, device="cpu")
     b = ns.load_model(out, device="cpu")
-    assert b.checkpoint_format == "safetensors"
-    for key, value in a.state_dict().items():
-        assert torch.equal(value, b.state_dict()[key])
+    assert b.weights.format == "safetensors"
+    for key, value in a.network.state_dict().items():
+        assert torch.equal(value, b.network.state_dict()[key])
     with pytest.raises(FileExistsError, match="exists; pass overwrite"):
         convert_checkpoint(small_checkpoint, out)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".convert-")]
@@ -164,15 +160,15 @@ def test_convert_cli(tmp_path, small_checkpoint):
 
 @pytest.mark.parametrize("kind", ["sam_vit_b", "sam_vit_l", "sam_vit_h"])
 def test_detect_vanilla_sam_kinds(kind):
-    state = build_model(MODEL_SPECS[kind], device="meta").state_dict()
-    assert detect_spec(state) == MODEL_SPECS[kind]
+    state = build_sam_vit(VIT_SPECS[kind], device="meta").state_dict()
+    assert detect(state)[1] == VIT_SPECS[kind]
 
 
 def test_detect_sam_med2d_and_medsam():
-    assert detect_spec(build_model(MODEL_SPECS["sam-med2d"], device="meta").state_dict()) == MODEL_SPECS["sam-med2d"]
-    vit_b = build_model(MODEL_SPECS["sam_vit_b"], device="meta").state_dict()
-    assert detect_spec(vit_b, "medsam_vit_b.pth") == MODEL_SPECS["medsam"]
-    assert detect_spec(build_model(SMALL_SPEC, device="meta").state_dict()) == SMALL_SPEC
+    assert detect(build_sam_vit(VIT_SPECS["sam-med2d"], device="meta").state_dict())[1] == VIT_SPECS["sam-med2d"]
+    vit_b = build_sam_vit(VIT_SPECS["sam_vit_b"], device="meta").state_dict()
+    assert detect(vit_b, "medsam_vit_b.pth")[1] == VIT_SPECS["medsam"]
+    assert detect(build_sam_vit(SMALL_SPEC, device="meta").state_dict())[1] == SMALL_SPEC
 
 
 def test_requested_kind_must_fit(small_checkpoint):
@@ -185,7 +181,7 @@ def test_bare_state_dict_of_vanilla_sam_loads(tmp_path):
 
     spec = ModelSpec("sam_vit_b", 1024, 32, 2, 2, (1,), False, "sam")
     path = tmp_path / "sam_vit_b_small.pth"
-    torch.save(build_model(spec).state_dict(), path)
+    torch.save(build_sam_vit(spec).state_dict(), path)
     model = ns.load_model(path, device="cpu")
     assert model.spec == spec
-    assert model.checkpoint_format == "torch-weights-only"
+    assert model.weights.format == "torch-weights-only"

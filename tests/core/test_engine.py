@@ -66,14 +66,14 @@ def test_matches_official_procedure(small_model, ct_slices):
     emb = engine.embed(slice_[None])
     pts, lab = np.array([[60.0, 40.0], [30.5, 70.2]]), np.array([1, 0])
     box = np.array([20.0, 15.0, 90.0, 80.0])
-    ref_logits, ref_iou, ref_low = official_predict(small_model, rgb, pts, lab, box)
+    ref_logits, ref_iou, ref_low = official_predict(small_model.network, rgb, pts, lab, box)
     pred = engine.predict(emb[0], (h, w), points=pts, point_labels=lab, box=box)
     assert pred.logits.shape == (h, w) and pred.mask.dtype == bool
     assert np.abs(pred.logits - ref_logits).max() <= 1e-4
     assert np.array_equal(pred.mask, ref_logits > 0)
     assert abs(pred.iou - ref_iou) <= 1e-5
     # iterative refinement: previous low-res logits go back in as the mask prompt
-    ref2, _, _ = official_predict(small_model, rgb, pts, lab, None, ref_low)
+    ref2, _, _ = official_predict(small_model.network, rgb, pts, lab, None, ref_low)
     pred2 = engine.predict(emb[0], (h, w), points=pts, point_labels=lab, mask_input=pred.low_res_logits)
     assert pred.low_res_logits.shape == (1, 64, 64)
     assert np.abs(pred2.logits - ref2).max() <= 1e-4

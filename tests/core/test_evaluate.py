@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from napari_sammed.cli import main
+from napari_sammed.core.engine.families import load_model
 from napari_sammed.core.engine.slice_engine import SliceEngine
 from napari_sammed.core.jobs import evaluate as ev
-from napari_sammed.core.model.load import load_model
 from tests.conftest import DATA_DEMO
 
 DEMO_CLASSES = {"aorta", "colon", "femur_right", "gluteus_maximus_left", "gluteus_maximus_right", "hip_left",
@@ -52,7 +52,7 @@ class Spy:
 
     def __init__(self, engine):
         self.engine, self.calls = engine, []
-        self.backend = engine.backend
+        self.protocol_mask_prompt = engine.protocol_mask_prompt
 
     def predict(self, embedding, size, points=None, point_labels=None, box=None, mask_input=None):
         self.calls.append((None if points is None else np.array(points), point_labels, box, mask_input))

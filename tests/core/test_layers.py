@@ -72,12 +72,12 @@ def test_geometry_and_the_classical_engine_need_no_segment_anything():
     code = """\
 import numpy as np
 from napari_sammed.core.engine.frame import FrameTransform  # noqa: F401 - the geometry imports alone
+from napari_sammed.core.engine.families import load_model
 from napari_sammed.core.engine.slice_engine import SliceEngine
-from napari_sammed.core.model.classical import ClassicalModel
 
 image = np.zeros((64, 80), np.uint8)
 image[20:40, 30:50] = 200
-engine = SliceEngine(ClassicalModel())
+engine = SliceEngine(load_model(kind="weight-free"))  # through the registry, which imports every family
 mask = engine.predict(engine.embed(image)[0], image.shape, box=np.array([25, 15, 55, 45])).mask
 assert mask[30, 40] and not mask[5, 5], "the classical engine segments the bright square"
 print("ok")

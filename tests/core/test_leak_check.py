@@ -19,10 +19,9 @@ class ScriptedEngine:
 
     batch_size = 1
 
-    class backend:  # noqa: N801 - mimics SliceEngine.backend
-        @staticmethod
-        def propagation_recipe(slice_shape):
-            return {"box_margin": 0.1, "min_margin": 2.0, "use_mask_prompt": False}
+    @staticmethod
+    def propagation_recipe(slice_shape):
+        return {"box_margin": 0.1, "min_margin": 2.0, "use_mask_prompt": False}
 
     def __init__(self, masks: np.ndarray) -> None:
         self.masks = masks

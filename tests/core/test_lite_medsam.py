@@ -61,9 +61,9 @@ def official_inference(model, rgb: np.ndarray, box: np.ndarray) -> tuple[np.ndar
 
 def test_default_model_is_bundled_lite_medsam(model):
     assert model.spec.kind == "lite-medsam"
-    assert model.checkpoint_sha256 == lite_medsam.SHA256
-    assert model.checkpoint_format == "torch-weights-only"
-    params = sum(p.numel() for p in model.parameters())
+    assert model.weights.sha256 == lite_medsam.SHA256
+    assert model.weights.format == "torch-weights-only"
+    params = sum(p.numel() for p in model.network.parameters())
     assert 9.7e6 < params < 9.9e6  # 9.79 M: TinyViT 5.74 M + prompt encoder + mask decoder
     engine = ns.SliceEngine(model)
     assert engine.label == "LiteMedSAM" and engine.embedding_shape == (256, 64, 64)
@@ -87,7 +87,7 @@ def test_engine_matches_the_official_procedure(model, engine, case):
     for organ, truth in masks.items():
         rows, cols = np.nonzero(truth)
         box = np.array([cols.min(), rows.min(), cols.max(), rows.max()], float)
-        ref_mask, ref_logits = official_inference(model, image, box)
+        ref_mask, ref_logits = official_inference(model.network, image, box)
         pred = engine.predict(embedding, truth.shape, box=box)
         assert dice(pred.mask, ref_mask) >= 0.99, organ
         np.testing.assert_allclose(pred.logits, ref_logits, atol=2e-3, rtol=0)
@@ -103,11 +103,11 @@ def test_tiny_vit_matches_the_reference_implementation(model):
         drop_path_rate=0.0, use_checkpoint=False, mbconv_expand_ratio=4.0, local_conv_size=3,
         layer_lr_decay=0.8,
     )
-    encoder.load_state_dict(model.image_encoder.state_dict(), strict=True)
+    encoder.load_state_dict(model.network.image_encoder.state_dict(), strict=True)
     encoder.eval()
     x = torch.rand(2, 3, 256, 256, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        ours, theirs = model.image_encoder(x), encoder(x)
+        ours, theirs = model.network.image_encoder(x), encoder(x)
     assert ours.shape == theirs.shape == (2, 256, 64, 64)
     assert float((ours - theirs).abs().max()) <= 1e-4
 
@@ -233,13 +233,13 @@ def test_a_click_the_mask_agrees_with_changes_nothing(engine, organ_slices):
 
 def test_fine_tuned_lite_medsam_checkpoint_is_detected(model, tmp_path):
     path = tmp_path / "my_finetune.pth"
-    torch.save({"model": model.state_dict(), "epoch": 3}, path)
+    torch.save({"model": model.network.state_dict(), "epoch": 3}, path)
     loaded = ns.load_model(path, device="cpu")
-    assert loaded.spec.kind == "lite-medsam" and loaded.checkpoint_sha256 != lite_medsam.SHA256
+    assert loaded.spec.kind == "lite-medsam" and loaded.weights.sha256 != lite_medsam.SHA256
     assert ns.load_model(path, device="cpu", kind="lite-medsam").spec.kind == "lite-medsam"
     with pytest.raises(CheckpointError, match="not sam-med2d"):
         ns.load_model(path, kind="sam-med2d")
-    broken = {k: v for k, v in model.state_dict().items() if "neck" not in k}
+    broken = {k: v for k, v in model.network.state_dict().items() if "neck" not in k}
     torch.save(broken, tmp_path / "broken.pth")
     with pytest.raises(CheckpointError, match="missing 6: image_encoder.neck"):
         ns.load_model(tmp_path / "broken.pth")

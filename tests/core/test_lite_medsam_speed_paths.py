@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 import napari_sammed as ns
-from napari_sammed.core.engine.backends import LiteMedSamBackend
+from napari_sammed.core.engine.lite_medsam_backend import LiteMedSamBackend
 from napari_sammed.core.engine.slice_workers import SliceWorkers
 from napari_sammed.core.model.tiny_vit import ConvBN, TinyViT, expand_depthwise_project
 from tests.conftest import DATA_DEMO, dice
@@ -59,15 +59,15 @@ def test_banded_blocks_equal_the_whole_image_call(stride, height):
 
 def test_optimised_encoder_matches_the_checkpoint_model(model):
     fast = TinyViT()
-    fast.load_state_dict(model.image_encoder.state_dict())
+    fast.load_state_dict(model.network.image_encoder.state_dict())
     fast.optimize_for_inference().to(memory_format=torch.channels_last)
     x = torch.rand(2, 3, 256, 256)
     with torch.inference_mode():
-        ref = model.image_encoder(x)
+        ref = model.network.image_encoder(x)
         out = fast(x.contiguous(memory_format=torch.channels_last))
     assert float((out - ref).abs().max()) < 1e-4
     # The loaded model is untouched: BatchNorm and the checkpoint's keys are still there.
-    assert "layers.0.blocks.0.conv1.bn.running_var" in model.image_encoder.state_dict()
+    assert "layers.0.blocks.0.conv1.bn.running_var" in model.network.image_encoder.state_dict()
 
 
 def test_fast_engine_embeddings_and_masks_match_the_plain_fp32_path(engines):

@@ -8,14 +8,14 @@ import torch
 from torch import nn
 
 from napari_sammed.core.model import sam_import
-from napari_sammed.core.model.build import build_model
+from napari_sammed.core.model.build import build_sam_vit
 from napari_sammed.core.model.sam_med2d import Adapter, AdapterBlock
-from napari_sammed.core.model.specs import MODEL_SPECS
+from napari_sammed.core.model.specs import VIT_SPECS
 
 
 @pytest.fixture(scope="module")
 def full_state_shapes():
-    model = build_model(MODEL_SPECS["sam-med2d"], device="meta")
+    model = build_sam_vit(VIT_SPECS["sam-med2d"], device="meta")
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}, model
 
 
@@ -107,7 +107,7 @@ def test_block_wiring_feeds_norm2_to_mlp_and_adapter(window):
 def test_encoder_output_is_16x16x256():
     from tests.conftest import SMALL_SPEC
 
-    model = build_model(SMALL_SPEC)
+    model = build_sam_vit(SMALL_SPEC)
     with torch.no_grad():
         out = model.image_encoder(torch.randn(2, 3, 256, 256))
     assert out.shape == (2, 256, 16, 16)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_sammed.core.engine.families import load_model
 from napari_sammed.core.engine.slice_engine import SliceEngine
 from napari_sammed.core.io.qc import object_summary, trace_from_csv, trace_to_csv
 from napari_sammed.core.io.windowing import resolve_window
-from napari_sammed.core.model.load import load_model
 from napari_sammed.core.volume.embeddings import VolumeEmbeddings
 from napari_sammed.core.volume.propagation import (
     PropagationSettings,

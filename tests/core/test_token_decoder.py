@@ -12,7 +12,7 @@ from napari_sammed.core.engine.token_decoder import TokenDecoder, upscaled_masks
 
 @pytest.fixture(scope="module")
 def model():
-    return ns.load_model(device="cpu")
+    return ns.load_model(device="cpu").network
 
 
 def reference(model, embedding, boxes=None, points=None, masks=None, multimask=False):

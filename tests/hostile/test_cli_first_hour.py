@@ -94,12 +94,14 @@ def test_export_hint_names_cli_options(tmp_path, capsys, case_files):
 
 
 def test_info_prints_size_without_building_the_model(monkeypatch, capsys):
-    import napari_sammed.core.model.checkpoints as checkpoints
+    from dataclasses import replace
+
+    from napari_sammed.core.engine import families
 
     def no_build(*args, **kwargs):
         raise AssertionError("info built the model")
 
-    monkeypatch.setattr(checkpoints, "build_model", no_build)
+    monkeypatch.setattr(families, "FAMILIES", tuple(replace(f, build=no_build) for f in families.FAMILIES))
     code, out, _ = run(capsys, "info")
     assert code == 0
     info = json.loads(out)
@@ -146,9 +148,9 @@ def test_status_lines_and_the_window_used(tmp_path):
 
 def test_samaug_progress_advances_per_slice(tmp_path, case_files):
     """One volume: one report per slice as it is done (the bar used to jump to 1/1 at the end)."""
+    from napari_sammed.core.engine.families import load_model
     from napari_sammed.core.engine.slice_engine import SliceEngine
     from napari_sammed.core.jobs.samaug import run_samaug
-    from napari_sammed.core.model.load import load_model
 
     image, _ = case_files
     calls = []

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from ..core.engine.families import describe_default, load_model
 from ..core.engine.slice_engine import SliceEngine
-from ..core.model.load import available_devices, describe_default, load_model
+from ..core.model.load import available_devices
 
 BUNDLED, CHECKPOINT, CLASSICAL = "LiteMedSAM (bundled)", "checkpoint file", "weight-free (classical)"
 #: What loading a model raises for bad files or devices (torch's device errors vary in type).

@@ -2,8 +2,9 @@
 
 - :mod:`.io` — files and formats (read, write, windowing, hashing, paths, validation, QC records)
 - :mod:`.export` — training data (SAM-Med2D, nnU-Net v2, stacks); needs only ``io``
-- :mod:`.model` — networks and weights (specs, builders, checkpoints, ``load_model``)
-- :mod:`.engine` — one slice: backends, frame geometry, ``SliceEngine``, clicks, automatic masks, SAMAug
+- :mod:`.model` — networks and weights (specs, builders, checkpoints, the ``LoadedModel`` record)
+- :mod:`.engine` — one slice: the model families' registry and ``load_model``, backends, frame
+  geometry, ``SliceEngine``, clicks, automatic masks, SAMAug
 - :mod:`.volume` — whole volumes: cached embeddings, propagation
 - :mod:`.jobs` — file-level jobs behind the CLI: propagate, SAMAug, export, evaluate, batch
 """

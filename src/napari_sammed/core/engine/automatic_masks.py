@@ -100,11 +100,11 @@ def automatic_masks(
     ``image`` (the uint8 slice) is needed by the strategies that start from the image itself
     (region proposals, the weight-free engine's regions).
     """
-    strategy = STRATEGIES[engine.backend.auto_masks]
+    strategy = STRATEGIES[engine.auto_masks]
     if strategy is not point_grid_masks and image is None:
         raise ValueError(f"{engine.label} needs the slice image for automatic masks")
     if settings.stability_score_thresh is None:
-        settings = replace(settings, stability_score_thresh=engine.backend.stability_score_thresh)
+        settings = replace(settings, stability_score_thresh=engine.stability_score_thresh)
     return strategy(engine, embedding, image_size, settings, image)
 
 
@@ -117,7 +117,7 @@ def point_grid_masks(engine, embedding, image_size, settings, image=None) -> Aut
     for start in range(0, len(grid), settings.points_per_batch):
         pts = torch.tensor(grid[start : start + settings.points_per_batch], dtype=torch.float32, device=engine.device)
         labels = torch.ones(len(pts), 1, dtype=torch.int64, device=engine.device)
-        low, iou = engine.backend.decode_all(emb, pts[:, None], labels, multimask=True)
+        low, iou = engine.decode_all(emb, pts[:, None], labels, multimask=True)
         low, iou = low.flatten(0, 1), iou.flatten()
         # The IoU filter is cheap: apply it before upsampling to the frame.
         passing = iou >= settings.pred_iou_thresh
@@ -162,9 +162,9 @@ def region_box_masks(engine, embedding, image_size, settings: AmgSettings, image
     kept_logits, kept_ious, kept_stability = [], [], []
     for start in range(0, len(boxes), settings.points_per_batch):
         chunk = boxes[start : start + settings.points_per_batch]
-        low, _ = engine.backend.decode_all(emb, None, None, chunk, multimask=False)
+        low, _ = engine.decode_all(emb, None, None, chunk, multimask=False)
         grown = _grown_boxes(low[:, 0] > 0, frame / low.shape[-1], 3.0)
-        low, iou = engine.backend.decode_all(emb, None, None, grown, multimask=False)
+        low, iou = engine.decode_all(emb, None, None, grown, multimask=False)
         up = F.interpolate(low, (frame, frame), mode="bilinear", align_corners=False)[:, 0]
         idx, stability = filter_masks(up, iou[:, 0], settings)
         kept_logits.append(up[idx].cpu())

@@ -1,11 +1,13 @@
-"""One small interface per model family; ``SliceEngine`` and everything above it use only this.
+"""The backend contract every model family implements, and the SAM ViT backend.
 
 A backend embeds a batch of uint8 RGB slices and decodes groups of same-shape prompts against
-one embedding, in its model's square frame. Three families:
+one embedding, in its model's square frame. :class:`Backend` declares all of it; ``SliceEngine``
+is the only caller, and everything above goes through ``SliceEngine``. One backend per family
+(``core/engine/families.py`` lists them):
 
 - :class:`SamVitBackend`: SAM-Med2D, Meta SAM vit_b/l/h and MedSAM (ViT encoders).
-- :class:`LiteMedSamBackend`: LiteMedSAM (TinyViT encoder, box-trained, 64x64 embeddings).
-- :class:`ClassicalBackend`: the weight-free intensity segmenter (no neural network).
+- :class:`~.lite_medsam_backend.LiteMedSamBackend`: LiteMedSAM (TinyViT encoder, box-trained).
+- :class:`~.classical_backend.ClassicalBackend`: the weight-free intensity segmenter.
 
 Callers never ask which one they hold: differences are data (frame, low-res size, embedding
 shape, which automatic-mask strategy fits) or overridden methods.
@@ -13,7 +15,7 @@ shape, which automatic-mask strategy fits) or overridden methods.
 
 from __future__ import annotations
 
-import copy
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,11 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..model.classical import ClassicalModel
-from . import box_clicks
-from .frame import FrameTransform, nearest_indices
-from .slice_workers import SliceWorkers
-from .token_decoder import TokenDecoder
+from ..model.loaded import LoadedModel
+from .frame import FrameTransform
 
 
 @dataclass
@@ -65,13 +64,14 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-np.asarray(logits, np.float32)))).astype(np.float32)
 
 
-class Backend:
-    """What a model family must provide. Subclasses set the attributes in ``__init__``.
+class Backend(ABC):
+    """What a model family must provide. ``__init__(loaded: LoadedModel)`` sets the attributes.
 
     ``frame``: side of the square model input (px); ``low_res``: side of the low-res logits;
     ``embedding_shape``: (C, G, G) of one slice's embedding; ``preprocess``: the
     :class:`FrameTransform` mode; ``multimask``: the family's own choice for a single prompt;
-    ``auto_masks``: the automatic-mask strategy that fits it (see ``amg.STRATEGIES``).
+    ``auto_masks``: the automatic-mask strategy that fits it (a key of
+    ``automatic_masks.STRATEGIES``); ``stability_score_thresh``: its automatic-mask filter.
     """
 
     kind: str
@@ -90,16 +90,33 @@ class Backend:
         """The geometry between a slice of ``image_size`` (H, W) and this model's frame."""
         return FrameTransform(self.preprocess, self.frame, image_size)
 
+    @abstractmethod
     def embed(self, rgb: np.ndarray) -> torch.Tensor:
         """(N, H, W, 3) uint8 -> (N, *embedding_shape) float32 on ``device``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def decode(
         self, embedding: torch.Tensor, tf: FrameTransform, group: Sequence[Prompt], multimask: bool
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Same-shape prompts on one embedding (1, C, G, G) -> frame logits (B, 1, S, S),
         low-res logits (B, 1, L, L) and predicted quality (B,)."""
-        raise NotImplementedError
+
+    @abstractmethod
+    def decode_all(
+        self,
+        embedding: torch.Tensor,
+        coords: torch.Tensor | None,
+        labels: torch.Tensor | None,
+        boxes: torch.Tensor | None = None,
+        masks: torch.Tensor | None = None,
+        multimask: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw decoding in the model frame, every candidate kept (automatic masks use it).
+
+        B prompts against one embedding (1, C, G, G): coords (B, K, 2) x, y in the frame; labels
+        (B, K); boxes (B, 4); masks (B, 1, L, L). -> low-res logits (B, M, L, L) and predicted
+        quality (B, M); M is 3 with ``multimask`` where the model has three outputs, else 1.
+        """
 
     def mask_prompt(self, low_res_logits: np.ndarray) -> np.ndarray:
         """A previous low-res output, as this model takes it back as ``mask_input``."""
@@ -109,9 +126,9 @@ class Backend:
         """What SAM-Med2D's test protocol feeds back: sigmoid(previous logits) for every network."""
         return sigmoid(low_res_logits)
 
+    @abstractmethod
     def describe(self) -> dict:
         """Provenance: what produced a result."""
-        raise NotImplementedError
 
     def propagation_recipe(self, slice_shape: tuple[int, int]) -> dict:
         """How propagation prompts the next slice from the previous mask, measured per family:
@@ -122,15 +139,14 @@ class Backend:
 class NetworkBackend(Backend):
     """A ``segment_anything``-style network: ``image_encoder``, ``prompt_encoder``, ``mask_decoder``."""
 
-    def __init__(self, model) -> None:
-        self.model = model
-        self.spec = model.spec
-        param = next(model.image_encoder.parameters())
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.network, self.spec, self.weights = loaded.network, loaded.spec, loaded.weights
+        param = next(self.network.image_encoder.parameters())
         self.device, self.dtype = param.device, param.dtype
-        self.kind, self.preprocess = self.spec.kind, self.spec.preprocess
+        self.kind, self.label, self.preprocess = self.spec.kind, self.spec.label, self.spec.preprocess
         self.frame, self.low_res = self.spec.img_size, self.spec.low_res_size
         self.embedding_shape = (256, self.spec.grid, self.spec.grid)
-        self.encoder, self.input_format = model.image_encoder, torch.contiguous_format
+        self.encoder, self.input_format = self.network.image_encoder, torch.contiguous_format
 
     def embed(self, rgb: np.ndarray) -> torch.Tensor:
         return self.encode(rgb)
@@ -175,12 +191,11 @@ class NetworkBackend(Backend):
         return low_res, iou[:, 0]
 
     def decode_all(self, embedding, coords, labels, boxes=None, masks=None, multimask=True):
-        """Every decoder output: (B, M, L, L) low-res logits and (B, M) predicted IoUs."""
         points = (coords, labels) if coords is not None else None
-        sparse, dense = self.model.prompt_encoder(points=points, boxes=boxes, masks=masks)
-        return self.model.mask_decoder(
+        sparse, dense = self.network.prompt_encoder(points=points, boxes=boxes, masks=masks)
+        return self.network.mask_decoder(
             image_embeddings=embedding,
-            image_pe=self.model.prompt_encoder.get_dense_pe(),
+            image_pe=self.network.prompt_encoder.get_dense_pe(),
             sparse_prompt_embeddings=sparse,
             dense_prompt_embeddings=dense,
             multimask_output=multimask,
@@ -190,8 +205,8 @@ class NetworkBackend(Backend):
         return {
             "kind": self.kind,
             "label": self.label,
-            "checkpoint_sha256": getattr(self.model, "checkpoint_sha256", None),
-            "checkpoint_path": getattr(self.model, "checkpoint_path", None),
+            "checkpoint_sha256": None if self.weights is None else self.weights.sha256,
+            "checkpoint_path": None if self.weights is None else self.weights.path,
             "dtype": str(self.dtype).replace("torch.", ""),
             "device": str(self.device),
             "spec": self.spec.describe(),
@@ -201,152 +216,7 @@ class NetworkBackend(Backend):
 class SamVitBackend(NetworkBackend):
     """SAM-Med2D (256 px, adapters), Meta SAM vit_b/l/h and MedSAM (1024 px)."""
 
-    @property
-    def label(self) -> str:
-        return {"sam-med2d": "SAM-Med2D", "medsam": "MedSAM"}.get(self.kind, f"SAM {self.kind[4:]}")
-
     def mask_prompt(self, low_res_logits: np.ndarray) -> np.ndarray:
         # SAM-Med2D was trained (and is evaluated) with sigmoid(previous logits) as mask prompt.
         low = np.asarray(low_res_logits, np.float32)
         return sigmoid(low) if self.kind == "sam-med2d" else low
-
-
-class LiteMedSamBackend(NetworkBackend):
-    """LiteMedSAM: TinyViT encoder at 256 px, box-trained, single-mask output as officially run.
-
-    Boxes (and box + mask prompts) go to the network as they are. Clicks become boxes: each
-    click stands for the object under it (:mod:`.box_clicks`), which it adds or removes.
-    """
-
-    label = "LiteMedSAM"
-    multimask = False
-    auto_masks = "region-boxes"
-    stability_score_thresh = 0.8  # its logits are softer than SAM's: organ masks score .8-.93
-
-    def __init__(self, model, optimized: bool = True) -> None:
-        super().__init__(model)
-        if optimized:
-            self.encoder, self.input_format = fast_encoder(model.image_encoder, self.device), torch.channels_last
-        # On the CPU one slice at a time is faster than batches (smaller tensors, reused memory),
-        # and two slices in flight, each on half the cores, beat one on all of them.
-        on_cpu = optimized and self.device.type == "cpu"
-        self.encoder_batch = 1 if on_cpu else None
-        self.workers = SliceWorkers(2 if on_cpu else 1)
-        self.token_decoder = TokenDecoder(model.prompt_encoder, model.mask_decoder) if optimized else None
-
-    def decode_all(self, embedding, coords, labels, boxes=None, masks=None, multimask=True):
-        if self.token_decoder is None:
-            return super().decode_all(embedding, coords, labels, boxes, masks, multimask)
-        points = (coords, labels) if coords is not None else None
-        sparse, dense = self.model.prompt_encoder(points=points, boxes=boxes, masks=masks)
-        return self.token_decoder(embedding, sparse, None if masks is None else dense, multimask)
-
-    def embed(self, rgb: np.ndarray) -> torch.Tensor:
-        step = self.encoder_batch or len(rgb)
-        chunks = [rgb[start : start + step] for start in range(0, len(rgb), step)]
-        return torch.cat(self.workers.map(self.encode, chunks)).contiguous()
-
-    def decode(self, embedding, tf, group, multimask):
-        if group[0].points is None:
-            return super().decode(embedding, tf, group, multimask)
-        lows, ious = zip(*(self._decode_clicks(embedding, tf, p) for p in group), strict=True)
-        low_res, iou = torch.cat(lows), torch.cat(ious)
-        frame = F.interpolate(low_res, (self.frame, self.frame), mode="bilinear", align_corners=False)
-        return frame, low_res, iou
-
-    def _decode_clicks(self, embedding, tf, prompt: Prompt):
-        def decode_boxes(boxes: torch.Tensor):
-            return self.decode_best(embedding, None, None, boxes.to(self.device), None, multimask=False)
-
-        base = base_iou = box = None
-        if prompt.box is not None:
-            masks = None
-            if prompt.mask_input is not None:
-                shape = (1, 1, self.low_res, self.low_res)
-                masks = torch.as_tensor(np.asarray(prompt.mask_input, np.float32).reshape(shape), device=self.device)
-            box = torch.as_tensor(tf.boxes(prompt.box), dtype=torch.float32, device=self.device)
-            base, base_iou = self.decode_best(embedding, None, None, box, masks, multimask=False)
-        elif prompt.mask_input is not None:  # a previous result, refined by the clicks
-            base = torch.as_tensor(np.asarray(prompt.mask_input, np.float32).reshape(1, 1, self.low_res, self.low_res),
-                                   device=self.device)
-            base_iou = torch.ones(1, device=self.device)
-        frame_xy = tf.coords(prompt.points)
-
-        def object_of(x: float, y: float):
-            return box_clicks.object_at(decode_boxes, x, y, self.frame, tf.inner)
-
-        low, iou = box_clicks.apply_clicks(None if box is None else box[0].cpu(), base, base_iou, frame_xy,
-                                           prompt.point_labels, decode_boxes, object_of, self.frame)
-        if low is None:  # only negative clicks: nothing is selected
-            low = torch.full((1, 1, self.low_res, self.low_res), -8.0, device=self.device)
-            iou = torch.zeros(1, device=self.device)
-        return low, iou
-
-    def protocol_mask_prompt(self, low_res_logits: np.ndarray) -> np.ndarray:
-        return np.asarray(low_res_logits, np.float32)  # clicks edit the previous logits themselves
-
-    def propagation_recipe(self, slice_shape: tuple[int, int]) -> dict:
-        """The previous mask's box grown by 3 px at the 256 frame, as LiteMedSAM's own 3D loop,
-        and no mask prompt (trained without one: 3D Dice .84 without vs .72 with, CT+MR)."""
-        return {"box_margin": 0.0, "min_margin": 3.0 * max(slice_shape) / self.frame, "use_mask_prompt": False}
-
-
-def fast_encoder(encoder: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """An inference copy of a TinyViT: BatchNorm folded, biases gathered, channels-last, and on
-    the CPU its full-resolution conv blocks run in row bands. The model itself stays untouched
-    (its state dict keeps the checkpoint's keys). Same outputs within float rounding (tested)."""
-    dtype = next(encoder.parameters()).dtype
-    fast = copy.deepcopy(encoder).float()
-    fast.optimize_for_inference(band_rows=16 if device.type == "cpu" else None)
-    return fast.to(dtype=dtype, memory_format=torch.channels_last)
-
-
-class ClassicalBackend(Backend):
-    """The weight-free segmenter; its "embedding" is the slice itself at 256 x 256."""
-
-    preprocess = "sam-med2d"
-    auto_masks = "regions"
-
-    def __init__(self, model: ClassicalModel) -> None:
-        self.model = model
-        self.kind, self.label = model.kind, model.label
-        self.frame, self.low_res = model.img_size, model.low_res_size
-        self.embedding_shape = (1, self.frame, self.frame)
-
-    def embed(self, rgb: np.ndarray) -> torch.Tensor:
-        grey = torch.from_numpy(np.ascontiguousarray(rgb)).float().mean(dim=-1)
-        rows = torch.from_numpy(nearest_indices(rgb.shape[1], self.frame))
-        cols = torch.from_numpy(nearest_indices(rgb.shape[2], self.frame))
-        return grey.index_select(1, rows).index_select(2, cols)[:, None]
-
-    def decode(self, embedding, tf, group, multimask):
-        image = embedding[0, 0].cpu().numpy()
-        frames, scores = [], []
-        for p in group:
-            points = None if p.points is None else tf.coords(p.points)
-            box = None if p.box is None else tf.boxes(p.box)[0]
-            logits, score = self.model.segment(image, points, p.point_labels, box, p.mask_input)
-            frames.append(logits)
-            scores.append(score)
-        frame = torch.from_numpy(np.stack(frames))[:, None]
-        return frame, F.adaptive_avg_pool2d(frame, self.low_res), torch.tensor(scores)
-
-    def protocol_mask_prompt(self, low_res_logits: np.ndarray) -> np.ndarray:
-        return np.asarray(low_res_logits, np.float32)  # it reads its own logits, not probabilities
-
-    def describe(self) -> dict:
-        return self.model.describe()
-
-
-def backend_for(model) -> Backend:
-    """The backend for a loaded model (what :func:`load_model` returns), or a backend itself."""
-    if isinstance(model, Backend):
-        return model
-    if isinstance(model, ClassicalModel):
-        return ClassicalBackend(model)
-    family = getattr(getattr(model, "spec", None), "family", None)
-    if family == "lite-medsam":
-        return LiteMedSamBackend(model)
-    if family == "vit":
-        return SamVitBackend(model)
-    raise TypeError(f"not a model napari-sammed can run: {type(model).__name__}")

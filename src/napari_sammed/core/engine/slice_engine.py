@@ -9,7 +9,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .backends import Prompt, backend_for, sigmoid
+from ..model.loaded import LoadedModel
+from .backends import Backend, Prompt, sigmoid
+from .families import backend_for
 from .frame import FrameTransform
 
 ProgressCallback = Callable[[int, int], None]
@@ -47,37 +49,59 @@ class SliceEngine:
     """Embeds slices and decodes prompts with any model :func:`load_model` returns.
 
     ``embed`` returns float32 embeddings (N, C, G, G) on the engine's device (256 x 16 x 16 for
-    SAM-Med2D, 256 x 64 x 64 for LiteMedSAM). Everything model-specific sits in the backend.
+    SAM-Med2D, 256 x 64 x 64 for LiteMedSAM). Everything model-specific sits in the family's
+    backend, which only this class calls: propagation, evaluation and automatic masks use the
+    methods here. A :class:`~.backends.Backend` may be given instead of a model (benchmarks
+    tune one).
     """
 
-    def __init__(self, model, batch_size: int = 4) -> None:
-        self.backend = backend_for(model)
-        self.model = self.backend.model
+    def __init__(self, model: LoadedModel | Backend, batch_size: int = 4) -> None:
+        self._backend = model if isinstance(model, Backend) else backend_for(model)
         self.batch_size = batch_size
-        self.device, self.dtype = self.backend.device, self.backend.dtype
-        self.frame, self.low_res = self.backend.frame, self.backend.low_res
+        self.device, self.dtype = self._backend.device, self._backend.dtype
+        self.frame, self.low_res = self._backend.frame, self._backend.low_res
 
     # ---- identity ------------------------------------------------------------------------
     @property
     def kind(self) -> str:
-        return self.backend.kind
+        return self._backend.kind
 
     @property
     def label(self) -> str:
         """Human name of the model, e.g. "LiteMedSAM"."""
-        return self.backend.label
+        return self._backend.label
 
     def describe(self) -> dict:
         """Provenance: what produced a result."""
-        return self.backend.describe()
+        return self._backend.describe()
 
     @property
     def embedding_shape(self) -> tuple[int, int, int]:
         """(C, G, G) of one slice's embedding."""
-        return self.backend.embedding_shape
+        return self._backend.embedding_shape
 
     def transform(self, image_size: tuple[int, int]) -> FrameTransform:
-        return self.backend.transform(image_size)
+        return self._backend.transform(image_size)
+
+    # ---- the family's recipes ------------------------------------------------------------
+    @property
+    def multimask(self) -> bool:
+        """Whether a single prompt takes the best of three candidates (the family's own use)."""
+        return self._backend.multimask
+
+    @property
+    def auto_masks(self) -> str:
+        """The automatic-mask strategy that fits the model (a key of ``automatic_masks.STRATEGIES``)."""
+        return self._backend.auto_masks
+
+    @property
+    def stability_score_thresh(self) -> float:
+        """The model's automatic-mask stability filter."""
+        return self._backend.stability_score_thresh
+
+    def propagation_recipe(self, slice_shape: tuple[int, int]) -> dict:
+        """How propagation prompts the next slice from the previous mask (box margins, mask prompt)."""
+        return self._backend.propagation_recipe(slice_shape)
 
     # ---- mask prompts --------------------------------------------------------------------
     def mask_logits(self, mask: np.ndarray, image_size: tuple[int, int] | None = None) -> np.ndarray:
@@ -89,7 +113,11 @@ class SliceEngine:
 
     def mask_prompt(self, low_res_logits: np.ndarray) -> np.ndarray:
         """What to feed back as ``mask_input`` from a previous low-res output (model-specific)."""
-        return self.backend.mask_prompt(low_res_logits)
+        return self._backend.mask_prompt(low_res_logits)
+
+    def protocol_mask_prompt(self, low_res_logits: np.ndarray) -> np.ndarray:
+        """What SAM-Med2D's test protocol feeds back: sigmoid(previous logits) for every network."""
+        return self._backend.protocol_mask_prompt(low_res_logits)
 
     # ---- embedding -----------------------------------------------------------------------
     @torch.inference_mode()
@@ -105,7 +133,7 @@ class SliceEngine:
         step = batch_size or self.batch_size
         out = []
         for start in range(0, n, step):
-            out.append(self.backend.embed(rgb[start : start + step]))
+            out.append(self._backend.embed(rgb[start : start + step]))
             if progress is not None:
                 progress(min(start + step, n), n)
         return torch.cat(out)
@@ -140,19 +168,32 @@ class SliceEngine:
         """Decode several objects on one slice; prompts of the same shape share a decoder call."""
         emb = self.as_embedding(embedding)
         tf = self.transform(image_size)
-        multimask = self.backend.multimask if multimask is None else multimask
+        multimask = self.multimask if multimask is None else multimask
         results: list[Prediction | None] = [None] * len(prompts)
         groups: dict[tuple, list[int]] = {}
         for i, p in enumerate(prompts):
             groups.setdefault(p.signature, []).append(i)
         for indices in groups.values():
             group = [prompts[i] for i in indices]
-            frame_logits, low_res, iou = self.backend.decode(emb, tf, group, multimask)
+            frame_logits, low_res, iou = self._backend.decode(emb, tf, group, multimask)
             full = tf.logits(frame_logits)[:, 0].cpu().numpy().astype(np.float32)
             low_np = low_res.cpu().numpy().astype(np.float32)
             for j, i in enumerate(indices):
                 results[i] = Prediction(full[j] > 0, full[j], float(iou[j]), low_np[j])
         return results  # type: ignore[return-value]
+
+    def decode_all(
+        self,
+        embedding: torch.Tensor,
+        coords: torch.Tensor | None,
+        labels: torch.Tensor | None,
+        boxes: torch.Tensor | None = None,
+        masks: torch.Tensor | None = None,
+        multimask: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw decoding in the model frame, every candidate kept (automatic masks): see
+        :meth:`.backends.Backend.decode_all`."""
+        return self._backend.decode_all(embedding, coords, labels, boxes, masks, multimask)
 
     def as_embedding(self, embedding) -> torch.Tensor:
         """One slice's embedding as a (1, C, G, G) float32 tensor on the engine's device."""

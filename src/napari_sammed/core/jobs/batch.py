@@ -78,8 +78,8 @@ def engine_for(model: ModelConfig):
     if model not in _ENGINES:
         import torch
 
+        from ..engine.families import load_model
         from ..engine.slice_engine import SliceEngine
-        from ..model.load import load_model
 
         if model.threads:
             torch.set_num_threads(model.threads)

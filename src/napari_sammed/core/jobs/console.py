@@ -158,11 +158,11 @@ def load_engine(args):
     """The engine for the model options, saying what it loads and how long that took."""
     import time
 
+    from ..engine.families import describe_default, load_model, takes_no_checkpoint
     from ..engine.slice_engine import SliceEngine
-    from ..model.load import describe_default, load_model
 
     started = time.perf_counter()
-    what = args.kind if args.kind in ("weight-free", "classical") else (args.checkpoint or describe_default())
+    what = args.kind if takes_no_checkpoint(args.kind) else (args.checkpoint or describe_default())
     status(f"loading model {what} ...")
     model = load_model(args.checkpoint, device=args.device, dtype=args.dtype, kind=args.kind)
     engine = SliceEngine(model, batch_size=args.batch_size)

@@ -114,7 +114,7 @@ def _pick(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def protocol_mask_prompt(engine, low_res_logits: np.ndarray) -> np.ndarray:
     """The protocol feeds sigmoid(previous logits) to every network (SAM baselines included)."""
-    return engine.backend.protocol_mask_prompt(low_res_logits)
+    return engine.protocol_mask_prompt(low_res_logits)
 
 
 def predict_mode(engine: SliceEngine, embedding, truth: np.ndarray, mode: str, rng: np.random.Generator) -> Prediction:

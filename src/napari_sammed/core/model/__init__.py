@@ -1,2 +1,3 @@
-"""Networks and their weights: model kinds (:mod:`.specs`), builders, TinyViT, SAM-Med2D's
-adapters, checkpoint reading (safe unpickling, size checks) and :func:`.load.load_model`."""
+"""Networks and their weights: each family's spec and builder, TinyViT, SAM-Med2D's adapters,
+checkpoint reading (safe unpickling, size checks) and the :class:`.loaded.LoadedModel` record.
+No list of families lives here: ``core/engine/families.py`` holds it with the backends."""

@@ -1,4 +1,5 @@
-"""Reading checkpoints safely, detecting the model kind, strict loading, conversion."""
+"""Reading checkpoints safely, strict loading, writing safetensors. Family-agnostic: which model
+a checkpoint holds is decided by ``core/engine/families.py``."""
 
 from __future__ import annotations
 
@@ -13,12 +14,8 @@ from torch import nn
 
 from ..io.atomic import atomic_write
 from ..io.hashing import sha256_file
-from ..io.inputs import NeedsOption
 from . import safe_pickle
-from .build import build_model
 from .checkpoint_scan import CheckpointError, check_declared_storage, check_format, is_safetensors
-from .lite_medsam import LiteMedSamSpec
-from .specs import MODEL_SPECS, ModelSpec
 
 
 @dataclass
@@ -126,36 +123,6 @@ def _extract_state_dict(raw, path: Path) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def detect_spec(state_dict: dict[str, torch.Tensor], name_hint: str = "") -> ModelSpec | LiteMedSamSpec:
-    """Infer the model kind and size from keys and shapes (MedSAM only by name: its keys are SAM's)."""
-    if "image_encoder.patch_embed.seq.0.c.weight" in state_dict:
-        return LiteMedSamSpec()  # TinyViT's patch embedding; sizes are checked by the strict load
-    pos = state_dict.get("image_encoder.pos_embed")
-    if pos is None or pos.ndim != 4:
-        raise CheckpointError("not a SAM-family checkpoint: no image_encoder.pos_embed (1, G, G, D)")
-    grid, dim = int(pos.shape[1]), int(pos.shape[3])
-    blocks = sorted({int(k.split(".")[2]) for k in state_dict if k.startswith("image_encoder.blocks.")})
-    depth = len(blocks)
-    adapters = any(".Adapter." in k for k in state_dict)
-    rel = state_dict.get("image_encoder.blocks.0.attn.rel_pos_h")
-    if rel is None or depth == 0:
-        raise CheckpointError("not a SAM-family checkpoint: no encoder blocks with relative positions")
-    head_dim = int(rel.shape[1])
-    global_idx = tuple(
-        i for i in blocks
-        if state_dict.get(f"image_encoder.blocks.{i}.attn.rel_pos_h", rel).shape[0] == 2 * grid - 1
-    )
-    img_size = grid * 16
-    if adapters:
-        kind, preprocess = "sam-med2d", "sam-med2d"
-    elif "medsam" in name_hint.lower():
-        kind, preprocess = "medsam", "medsam"
-    else:
-        kind = {768: "sam_vit_b", 1024: "sam_vit_l", 1280: "sam_vit_h"}.get(dim, "sam_vit_b")
-        preprocess = "sam"
-    return ModelSpec(kind, img_size, dim, depth, dim // head_dim, global_idx, adapters, preprocess)
-
-
 def load_state_strict(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
     """Load every key exactly; otherwise raise with the missing/unexpected/mis-shaped keys."""
     expected = model.state_dict()
@@ -175,47 +142,18 @@ def load_state_strict(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> 
     model.load_state_dict(state_dict, strict=True, assign=True)
 
 
-def model_from_checkpoint(
-    path: str | os.PathLike,
-    kind: str | None = None,
-    expected_sha256: str | None = None,
-) -> nn.Module:
-    """Build the detected (or requested) model and load the checkpoint strictly, on the CPU."""
-    ckpt = read_checkpoint(path, expected_sha256)
-    spec = spec_for(ckpt.state_dict, path, kind)
-    model = build_model(spec, device="meta")
+def network_from_checkpoint(ckpt: Checkpoint, spec, build) -> nn.Module:
+    """``build(spec)``'s network (built on the meta device: nothing allocated twice) with
+    ``ckpt``'s weights loaded strictly, as float32 on the CPU."""
+    model = build(spec, device="meta")
     load_state_strict(model, {k: v.float() if v.is_floating_point() else v for k, v in ckpt.state_dict.items()})
     _restore_unsaved_buffers(model)
-    model.checkpoint_path = str(ckpt.path)
-    model.checkpoint_sha256 = ckpt.sha256
-    model.checkpoint_format = ckpt.format
     return model
 
 
-def spec_for(state_dict: dict[str, torch.Tensor], path: str | os.PathLike, kind: str | None = None):
-    """The detected spec, or the requested ``kind`` if the checkpoint can be it."""
-    spec = detect_spec(state_dict, Path(path).name)
-    if kind is not None:
-        if kind not in MODEL_SPECS:
-            raise CheckpointError(f"unknown model kind {kind!r}; known: {', '.join(MODEL_SPECS)}")
-        wanted = MODEL_SPECS[kind]
-        if (wanted.family, wanted.adapters, wanted.img_size) != (spec.family, spec.adapters, spec.img_size):
-            raise CheckpointError(
-                f"{Path(path).name} looks like {spec.kind} ({spec.img_size}px, adapters={spec.adapters}),"
-                f" not {kind}"
-            )
-        if spec.family == "vit":
-            spec = ModelSpec(kind, spec.img_size, spec.embed_dim, spec.depth, spec.num_heads,
-                             spec.global_attn_indexes, spec.adapters, wanted.preprocess)
-    return spec
-
-
-LABELS = {"lite-medsam": "LiteMedSAM", "sam-med2d": "SAM-Med2D", "medsam": "MedSAM"}
-
-
-def checkpoint_info(path: str | os.PathLike, kind: str | None = None) -> dict:
-    """What a checkpoint is - kind, size, sha256, format, parameters, architecture - read without
-    building the model or scanning the weights (``info``: seconds, not the half minute a load takes).
+def read_checkpoint_mapped(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], str]:
+    """A checkpoint's tensors and format, read without copying the weights (for ``info``: seconds,
+    not the half minute a load takes).
 
     Tensors are memory-mapped; nothing pickled is executed; NaN/infinite weights are refused as
     a load would. Shapes are checked only when the model is built.
@@ -236,11 +174,7 @@ def checkpoint_info(path: str | os.PathLike, kind: str | None = None) -> dict:
         raw, fmt = _torch_load_mapped(path)
         state = _extract_state_dict(raw, path)
     check_finite(state, path)  # cheap on mapped tensors (the sha256 reads the file anyway)
-    spec = spec_for(state, path, kind)
-    return {"kind": spec.kind, "label": LABELS.get(spec.kind, f"SAM {spec.kind[4:]}"),
-            "checkpoint_path": str(path), "size_bytes": path.stat().st_size,
-            "size": f"{path.stat().st_size / 2**20:.1f} MiB", "checkpoint_sha256": sha256_file(path),
-            "format": fmt, "parameters": sum(t.numel() for t in state.values()), "spec": spec.describe()}
+    return state, fmt
 
 
 def _torch_load_mapped(path: Path):
@@ -274,21 +208,15 @@ def _restore_unsaved_buffers(model: nn.Module) -> None:
             module.reset_buffers()
 
 
-def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool = False) -> str:
-    """Write ``src``'s weights (only) to ``dst`` as safetensors, atomically; return its sha256.
+def write_safetensors(ckpt: Checkpoint, dst: str | os.PathLike, metadata: dict[str, str]) -> str:
+    """Write ``ckpt``'s weights (only) to ``dst`` as safetensors, atomically; return its sha256.
 
     A ``<dst>.sha256`` file is written beside it. The result loads without unpickling.
     """
     from safetensors.torch import save_file
 
     dst = Path(dst)
-    for path in (dst, sha256_path(dst)):
-        if path.exists() and not overwrite:
-            raise NeedsOption(f"{path} exists; pass {{overwrite}} to replace it")
-    ckpt = read_checkpoint(src)
-    spec = detect_spec(ckpt.state_dict, Path(src).name)
     tensors = {k: v.contiguous() for k, v in ckpt.state_dict.items()}
-    metadata = {"kind": spec.kind, "source_sha256": ckpt.sha256, "source_name": Path(src).name}
     atomic_write(dst, lambda tmp: save_file(tensors, tmp, metadata=metadata), prefix=".convert-")
     sha = sha256_file(dst)
     atomic_write(sha256_path(dst), lambda tmp: Path(tmp).write_text(f"{sha}  {dst.name}\n"))

