@@ -1,4 +1,4 @@
-"""napari-sammed: SAM-Med2D annotation for napari (core API importable without Qt)."""
+"""napari-sammed: SAM-family medical annotation for napari (core API importable without Qt)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 __all__ = ["load_model", "SliceEngine", "Prompt", "Prediction", "to_uint8", "samaug", "VolumeEmbeddings",
-           "VolumeAnnotator", "__version__"]
+           "VolumeAnnotator", "resolve_window", "propagate", "seeds_from_labels", "PropagationSettings", "Propagation",
+           "__version__"]
 
 _LAZY = {
     "load_model": ("napari_sammed.core.engine.families", "load_model"),
@@ -19,6 +20,11 @@ _LAZY = {
     "samaug": ("napari_sammed.core.engine.samaug", None),
     "VolumeEmbeddings": ("napari_sammed.core.volume.embeddings", "VolumeEmbeddings"),
     "VolumeAnnotator": ("napari_sammed.core.volume.annotator", "VolumeAnnotator"),
+    "resolve_window": ("napari_sammed.core.io.windowing", "resolve_window"),
+    "propagate": ("napari_sammed.core.volume.propagation", "propagate"),
+    "seeds_from_labels": ("napari_sammed.core.volume.propagation", "seeds_from_labels"),
+    "PropagationSettings": ("napari_sammed.core.volume.propagation", "PropagationSettings"),
+    "Propagation": ("napari_sammed.core.volume.propagation", "Propagation"),
 }
 
 
