@@ -212,8 +212,6 @@ def export_cases(plan: Plan, outdir: Path, rows: list[dict], model: ModelConfig 
     turns the case's row into an error row. SAMAug channels or images reuse the case's
     ``samaug/`` maps when the plan's SAMAug step made them, else ``model`` computes them.
     """
-    from ..export import ExportOptions
-    from ..volume.embeddings import axis_index
     from .export import SamaugSource, export_files
 
     spec = plan.export
@@ -232,11 +230,7 @@ def export_cases(plan: Plan, outdir: Path, rows: list[dict], model: ModelConfig 
         if (record.get(case.name) or {}).get("key") == key:
             continue
         try:
-            options = ExportOptions(spec.format, str(folder), axis_index(spec.axis), spec.split, spec.seed,
-                                    spec.test_fraction, spec.all_slices, spec.split_components, spec.dataset_id,
-                                    spec.dataset_name, spec.channel, spec.include_image, append=True,
-                                    overwrite=True,  # a rerun replaces the case's earlier export
-                                    samaug_channels=spec.samaug_channels, samaug_images=spec.samaug_images)
+            options = spec.options(folder)  # append; a rerun replaces the case's earlier export
             qc = case_dir / "qc.csv"
             priors_from = SamaugSource(lambda: engine_for(model or ModelConfig()), plan.samaug.settings(),
                                        case_dir / "samaug") if options.needs_priors else None
