@@ -29,7 +29,7 @@ def case_2d(name: str, names: dict | None = None) -> ExportCase:
 
 
 def sammed2d(folder, **options) -> ExportOptions:
-    return ExportOptions("sammed2d", str(folder), split="train", **options)
+    return ExportOptions(format="sammed2d", folder=str(folder), split="train", **options)
 
 
 def listed(dataset) -> set[str]:

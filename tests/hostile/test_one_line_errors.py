@@ -185,7 +185,7 @@ class TestOneLineErrors:
         affine = np.diag([0.8, 0.8, np.nan, 1.0])  # what a napari layer's metadata may carry
         case = ExportCase("a", tiny_image(), tiny_labels(), {"spacing": [2.0, 0.8, 0.8], "affine": affine.tolist()})
         with pytest.raises(ValueError, match="holds NaN or infinite values; it cannot be written"):
-            export_case(case, ExportOptions("nnunet", str(tmp_path / "raw")))
+            export_case(case, ExportOptions(format="nnunet", folder=str(tmp_path / "raw")))
         assert not list((tmp_path / "raw").rglob("*.nii.gz"))
 
     def test_case_name_with_a_trailing_newline(self, tmp_path, capsys, case_files):

@@ -8,6 +8,7 @@ recorded by the segment dock, so provenance travels with the layers.
 from __future__ import annotations
 
 import re
+from dataclasses import fields
 
 import numpy as np
 from magicgui.widgets import (
@@ -35,6 +36,12 @@ from ..core.io.windowing import Window
 from .layers import PREVIEW, contrast_window, layer_choice, layer_class_names
 from .samaug_layers import layer_priors
 
+#: The dock's widgets that set an :class:`ExportOptions` field (widget attribute -> fields); the
+#: settings test checks each against the dataclass. ``samaug`` sets the format's SAMAug option.
+SETTINGS = {"format": ("format",), "folder": ("folder",), "axis": ("axis",), "split": ("split",),
+            "seed": ("seed",), "test_fraction": ("test_fraction",), "dataset_id": ("dataset_id",),
+            "dataset_name": ("dataset_name",), "channel": ("channel",), "include_image": ("include_image",),
+            "append_case": ("append",), "overwrite": ("overwrite",), "samaug": ("samaug_channels", "samaug_images")}
 DOCK_WIDTH = 360  # as the segment dock: a long folder path must not widen the window
 FORMAT_NAMES = {"SAM-Med2D": "sammed2d", "nnU-Net v2": "nnunet", "TIFF stack": "tiff", "zarr stack": "zarr",
            "PNG slices": "png"}
@@ -65,27 +72,30 @@ class ExportWidget(Container):
         self.last_report = None
         self.image = layer_choice(viewer, "image", Image)
         self.labels_layer = layer_choice(viewer, "labels layer", Labels)
+        d = {f.name: f.default for f in fields(ExportOptions)}  # the one source of the settings' defaults
         self.format = ComboBox(label="format", choices=list(FORMAT_NAMES), value="SAM-Med2D")
         self.folder = FileEdit(label="folder", mode="d", value="")
         self.case = LineEdit(label="case name", value="")
         self.class_names = LineEdit(label="class names", value="")
-        self.axis = ComboBox(label="slice axis", choices=["z", "y", "x"], value="z")
-        self.split = ComboBox(label="split", choices=["auto", "train", "test"], value="auto")
-        self.seed = SpinBox(label="split seed", min=0, max=2**31 - 1, value=0)
-        self.test_fraction = FloatSpinBox(label="test fraction", min=0.0, max=1.0, step=0.05, value=0.2)
-        self.dataset_id = SpinBox(label="nnU-Net dataset id", min=1, max=999, value=1)
-        self.dataset_name = LineEdit(label="nnU-Net dataset name", value="Annotations")
-        self.channel = LineEdit(label="nnU-Net channel", value="CT")
-        self.append_case = CheckBox(text="add to an existing dataset", value=False)
-        self.overwrite = CheckBox(text="replace this case if present", value=False)
-        self.samaug = CheckBox(text="with SAMAug priors", value=False,
+        self.axis = ComboBox(label="slice axis", choices=["z", "y", "x"], value=d["axis"])
+        self.split = ComboBox(label="split", choices=["auto", "train", "test"], value=d["split"])
+        self.seed = SpinBox(label="split seed", min=0, max=2**31 - 1, value=d["seed"])
+        self.test_fraction = FloatSpinBox(label="test fraction", min=0.0, max=1.0, step=0.05,
+                                          value=d["test_fraction"])
+        self.dataset_id = SpinBox(label="nnU-Net dataset id", min=1, max=999, value=d["dataset_id"])
+        self.dataset_name = LineEdit(label="nnU-Net dataset name", value=d["dataset_name"])
+        self.channel = LineEdit(label="nnU-Net channel", value=d["channel"])
+        self.include_image = CheckBox(text="stacks: write the image too", value=d["include_image"])
+        self.append_case = CheckBox(text="add to an existing dataset", value=d["append"])
+        self.overwrite = CheckBox(text="replace this case if present", value=d["overwrite"])
+        self.samaug = CheckBox(text="with SAMAug priors", value=d["samaug_channels"] or d["samaug_images"],
                                tooltip="nnU-Net: the priors as channels 1 and 2; SAM-Med2D: SAMAug's augmented "
                                        "images. Uses the image's SAMAug layers (whole volume).")
         self.button = PushButton(text="Export")
         self.status = Label(label="status", value="–")
         self.extend([self.image, self.labels_layer, self.format, self.folder, self.case, self.class_names, self.axis,
                      self.split, self.seed, self.test_fraction, self.dataset_id, self.dataset_name, self.channel,
-                     self.append_case, self.overwrite, self.samaug, self.button, self.status])
+                     self.include_image, self.append_case, self.overwrite, self.samaug, self.button, self.status])
         self.button.changed.connect(lambda: self.export())
         self.image.changed.connect(self._suggest_case)
         self.labels_layer.changed.connect(self._suggest_names)
@@ -133,13 +143,15 @@ class ExportWidget(Container):
 
     def options(self) -> ExportOptions:
         """The dock's values, frozen on the GUI thread for the worker."""
+        fmt = FORMAT_NAMES[self.format.value]
         return ExportOptions(
-            FORMAT_NAMES[self.format.value], str(self.folder.value or ""), "zyx".index(self.axis.value), self.split.value,
-            int(self.seed.value), float(self.test_fraction.value), dataset_id=int(self.dataset_id.value),
-            dataset_name=self.dataset_name.value.strip(), channel=self.channel.value.strip() or "CT",
+            format=fmt, folder=str(self.folder.value or ""), axis=self.axis.value, split=self.split.value,
+            seed=int(self.seed.value), test_fraction=float(self.test_fraction.value),
+            dataset_id=int(self.dataset_id.value), dataset_name=self.dataset_name.value.strip(),
+            channel=self.channel.value.strip() or "CT", include_image=bool(self.include_image.value),
             append=bool(self.append_case.value), overwrite=bool(self.overwrite.value),
-            samaug_channels=bool(self.samaug.value) and FORMAT_NAMES[self.format.value] == "nnunet",
-            samaug_images=bool(self.samaug.value) and FORMAT_NAMES[self.format.value] == "sammed2d",
+            samaug_channels=bool(self.samaug.value) and fmt == "nnunet",
+            samaug_images=bool(self.samaug.value) and fmt == "sammed2d",
         )
 
     def export(self):

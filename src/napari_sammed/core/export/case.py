@@ -72,6 +72,7 @@ class ExportCase:
     trace: list[TraceRow] | None = None
     sources: list[str] = field(default_factory=list)  # files the image/labels were read from
     priors: Priors | None = None  # SAMAug maps, for exports that carry them
+    image_sha256: str | None = None  # data_hash(image) when the caller has it already (batch)
 
     def __post_init__(self) -> None:
         self.image = np.asarray(self.image)
@@ -130,7 +131,7 @@ class ExportCase:
                       "checkpoint_sha256": engine.get("checkpoint_sha256") or ("weight-free" if engine.get("kind") == "weight-free" else None),
                       **{k: v for k, v in engine.items() if k not in ("kind", "checkpoint_sha256")}},
             "window": None if self.window is None else self.window.as_dict(),
-            "image_sha256": data_hash(self.image),
+            "image_sha256": self.image_sha256 or data_hash(self.image),
             "labels_sha256": data_hash(self.labels),
             "sources": {str(p): sha256_file(p) for p in self.sources if Path(p).is_file()},
             "class_names": {str(k): v for k, v in sorted(self.class_names.items())},

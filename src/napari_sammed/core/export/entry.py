@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from .case import ExportCase
 from .nnunet import export_nnunet
@@ -13,14 +14,17 @@ from .stacks import export_stack
 FORMATS = ("sammed2d", "nnunet", "tiff", "zarr", "png")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ExportOptions:
-    """Everything an export needs besides the case; frozen so a worker thread can own a copy."""
+    """Everything an export needs besides the case; frozen so a worker thread can own a copy.
 
-    format: str
+    The one source of the export settings: the CLI's options, a plan's ``export:`` block and the
+    export dock take their names and defaults from here (``core.jobs.settings``)."""
+
+    format: Literal["sammed2d", "nnunet", "tiff", "zarr", "png"]
     folder: str
-    axis: int = 0  # slice axis (SAM-Med2D)
-    split: str = "auto"  # auto (seeded hash of the case name), train or test
+    axis: Literal["z", "y", "x"] = "z"  # slice axis (SAM-Med2D)
+    split: Literal["auto", "train", "test"] = "auto"  # auto: a seeded hash of the case name
     seed: int = 0
     test_fraction: float = 0.2
     all_slices: bool = False
@@ -28,7 +32,9 @@ class ExportOptions:
     dataset_id: int = 1  # nnU-Net
     dataset_name: str = "Annotations"
     channel: str = "CT"
-    include_image: bool = True  # stacks
+    # Stacks: a dataset is image + labels, and the image is written as the labels' geometry
+    # and orientation (a DICOM series or an in-memory layer has no file to pair with).
+    include_image: bool = True
     append: bool = False
     overwrite: bool = False
     samaug_channels: bool = False  # nnU-Net: SAMAug priors as channels 1 and 2
@@ -41,6 +47,8 @@ class ExportOptions:
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise ValueError(f"unknown export format {self.format!r}; choose one of {', '.join(FORMATS)}")
+        if self.axis not in ("z", "y", "x"):
+            raise ValueError(f"slice axis must be z, y or x; got {self.axis!r}")
         if str(self.folder).strip() in ("", "."):
             raise ValueError("choose a target folder")
         if self.samaug_channels and self.format != "nnunet":
@@ -53,7 +61,7 @@ def export_case(case: ExportCase, options: ExportOptions) -> dict:
     """Export ``case``; returns a report with ``summary`` (one line) and the format's details."""
     o = options
     if o.format == "sammed2d":
-        report = export_sammed2d(case, o.folder, o.axis, o.split, o.seed, o.test_fraction, o.all_slices,
+        report = export_sammed2d(case, o.folder, "zyx".index(o.axis), o.split, o.seed, o.test_fraction, o.all_slices,
                                  o.split_components, o.append, o.overwrite, o.samaug_images)
         report["summary"] = (f"{report['dataset']}: case {case.name} -> {report['split']}, "
                              f"{report['images']} images, {report['masks']} masks")

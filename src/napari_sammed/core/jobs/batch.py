@@ -119,7 +119,7 @@ def _row(case: str, status: str, seconds: float, objects=None, iou=None, error: 
             "mean_predicted_iou": "" if iou is None else round(float(iou), 4), "error": error}
 
 
-def _trace_stats(trace) -> tuple[int, float | None]:
+def _trace_stats(trace: list) -> tuple[int, float | None]:
     from ..io.qc import object_summary
 
     ious = [r.predicted_iou for r in trace if r.source == "propagated" and r.predicted_iou is not None]
@@ -140,6 +140,27 @@ def labels_path(case: CaseSpec, plan: Plan, outdir: Path) -> Path:
     if "propagate" in plan.steps or case.labels is None:
         return outdir / case.name / "labels.nii.gz"
     return case.labels
+
+
+def open_case(case: CaseSpec, plan: Plan, engine, cache_dir: Path, axis: str | None = None, volume=None):
+    """The case's image (read unless ``volume`` is given), windowed, as the lazily embedded
+    :class:`VolumeEmbeddings` its steps share (``.source``: the opened volume)."""
+    from ..io.inputs import InputError
+    from ..io.read import read_volume
+    from ..io.windowing import describe_window, resolve_window
+    from ..volume.embeddings import VolumeEmbeddings
+
+    if volume is None:
+        log.info(f"reading {case.image}")
+        volume = read_volume(case.image)
+        if volume.data.ndim != 3:
+            raise InputError(case.image, f"batch cases need a 3D image, got shape {volume.data.shape}")
+    window = resolve_window(volume.data, plan.window_of(case))
+    log.info(describe_window(window))
+    embeddings = VolumeEmbeddings(engine, volume.data, window, axis or plan.axis, cache_dir,
+                                  memory_slices=MEMORY_SLICES)
+    embeddings.source = volume
+    return embeddings
 
 
 def run_case(case: CaseSpec, plan: Plan, outdir: str | Path, engine, model: ModelConfig | None = None) -> dict:
@@ -167,26 +188,28 @@ def run_case(case: CaseSpec, plan: Plan, outdir: str | Path, engine, model: Mode
         window = plan.window_of(case)
         objects = iou = None
         outputs: list[str] = []
+        embeddings = open_case(case, plan, engine, cache_dir)  # the image read once, hashed once
         if "propagate" in plan.steps:
-            from ..io.qc import trace_from_csv
-            from .propagate import run_propagation
+            from .propagate import propagate_volume
 
-            report = run_propagation(case.image, case.seeds, case_dir / "labels.nii.gz", engine, window, plan.axis,
-                                     plan.propagation.settings(), None, cache_dir, overwrite=True,
-                                     memory_slices=MEMORY_SLICES)
+            report = propagate_volume(embeddings.source, embeddings, case.image, case.seeds,
+                                      case_dir / "labels.nii.gz", plan.propagation.settings(), overwrite=True)
             for written in report["trace"]:  # labels_qc.csv/.json -> qc.csv/.json
                 os.replace(written, case_dir / f"qc{written.suffix}")
-            objects, iou = _trace_stats(trace_from_csv((case_dir / "qc.csv").read_text()))
+            objects, iou = _trace_stats(report["rows"])
             outputs += ["labels.nii.gz", "qc.csv", "qc.json"]
         if "samaug" in plan.steps:
             from .samaug import samaug_volume
 
-            maps = samaug_volume(case.image, case_dir / "samaug", engine, window, plan.samaug.settings(), cache_dir)
+            along_z = embeddings if embeddings.axis == 0 else open_case(case, plan, engine, cache_dir, "z",
+                                                                         embeddings.source)
+            maps = samaug_volume(along_z, case.image, case_dir / "samaug", plan.samaug.settings())
             outputs += [str(p.relative_to(case_dir)) for p in maps]
         seconds = time.perf_counter() - start
         write_json(case_dir / DONE, {
             "key": key, "case": case.name, "status": "ok", "seconds": round(seconds, 2), "objects": objects,
             "mean_predicted_iou": iou, "engine": engine.describe(), "window": window, "outputs": outputs,
+            "image_sha256": embeddings.data_sha256,  # the export's provenance reuses it
             "output_bytes": output_sizes(case_dir, outputs),
             "pid": os.getpid(), "engine_loads_in_process": engine_loads(model) if model else None,
             "peak_rss_mib_in_process": peak_rss_mib(),
@@ -212,8 +235,6 @@ def export_cases(plan: Plan, outdir: Path, rows: list[dict], model: ModelConfig 
     turns the case's row into an error row. SAMAug channels or images reuse the case's
     ``samaug/`` maps when the plan's SAMAug step made them, else ``model`` computes them.
     """
-    from ..export import ExportOptions
-    from ..volume.embeddings import axis_index
     from .export import SamaugSource, export_files
 
     spec = plan.export
@@ -232,17 +253,13 @@ def export_cases(plan: Plan, outdir: Path, rows: list[dict], model: ModelConfig 
         if (record.get(case.name) or {}).get("key") == key:
             continue
         try:
-            options = ExportOptions(spec.format, str(folder), axis_index(spec.axis), spec.split, spec.seed,
-                                    spec.test_fraction, spec.all_slices, spec.split_components, spec.dataset_id,
-                                    spec.dataset_name, spec.channel, spec.include_image, append=True,
-                                    overwrite=True,  # a rerun replaces the case's earlier export
-                                    samaug_channels=spec.samaug_channels, samaug_images=spec.samaug_images)
+            options = spec.options(folder)  # append; a rerun replaces the case's earlier export
             qc = case_dir / "qc.csv"
             priors_from = SamaugSource(lambda: engine_for(model or ModelConfig()), plan.samaug.settings(),
                                        case_dir / "samaug") if options.needs_priors else None
             export_files(case.image, labels_path(case, plan, outdir), options, case.name, plan.class_names,
                          plan.window_of(case), qc if qc.exists() else None, engine=engine,
-                         priors_from=priors_from)
+                         priors_from=priors_from, image_sha256=done.get("image_sha256"))
         except Exception as error:  # noqa: BLE001 - one case's export never stops the others
             row.update(status="error", error="export: " + one_line(error))
             continue

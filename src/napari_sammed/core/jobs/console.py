@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 LOGGER = "napari_sammed"
 
@@ -130,22 +131,6 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=4, help="slices embedded per model call")
 
 
-def add_amg_args(p: argparse.ArgumentParser) -> None:
-    """The automatic-mask settings SAMAug's priors come from."""
-    p.add_argument("--points-per-side", type=int, default=32, help="automatic-mask point grid")
-    p.add_argument("--pred-iou-thresh", type=float, default=0.5, help="keep masks above this predicted IoU")
-    p.add_argument("--stability-thresh", type=float, default=None,
-                   help="automatic-mask stability filter (none: 0.95, SAMAug; 0.8 for LiteMedSAM)")
-
-
-def amg_settings(args):
-    """:class:`AmgSettings` from :func:`add_amg_args`' options."""
-    from ..engine.automatic_masks import AmgSettings
-
-    return AmgSettings(points_per_side=args.points_per_side, pred_iou_thresh=args.pred_iou_thresh,
-                       stability_score_thresh=args.stability_thresh)
-
-
 def add_window_args(p: argparse.ArgumentParser) -> None:
     """--window (default auto: :func:`~napari_sammed.core.io.windowing.default_window`)."""
     p.add_argument("--window", default="auto",
@@ -193,3 +178,52 @@ def parse_ids(text: str | None, option: str) -> list[int] | None:
     if any(i <= 0 for i in ids):
         raise ValueError(f"{option} {text!r}: label ids start at 1")
     return ids
+
+
+class bar(Progress):
+    """A :class:`Progress` bar closed when its ``with`` block ends (also on errors)."""
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def arg(*flags: str, **options) -> tuple[tuple[str, ...], dict]:
+    """One ``add_argument`` call, as a :class:`Command` lists it."""
+    return flags, options
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: name, function, help, arguments, option groups (``"model"``, ``"window"``
+    or a settings dataclass), and whether its model options are checked only when it needs a model."""
+
+    name: str
+    func: Callable[[argparse.Namespace], int]
+    help: str
+    args: tuple = ()
+    groups: tuple = ()
+    description: str | None = None
+    model_free: bool = False
+    either: tuple = ()  # arguments of which at most one may be given
+
+
+    def register(self, sub) -> None:
+        p = add_parser(sub, self.name, self.help, self.description)
+        for flags, options in self.args:
+            p.add_argument(*flags, **options)
+        group = p.add_mutually_exclusive_group() if self.either else None
+        for flags, options in self.either:
+            group.add_argument(*flags, **options)
+        for group in self.groups:
+            if group == "model":
+                add_model_args(p)
+            elif group == "window":
+                add_window_args(p)
+            else:
+                from .settings import add_options
+
+                add_options(p, group)
+        p.set_defaults(func=self.func, model_free=self.model_free)

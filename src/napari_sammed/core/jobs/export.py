@@ -20,11 +20,13 @@ log = logging.getLogger(__name__)
 
 def export_files(image: str | Path, labels: str | Path, options: ExportOptions, case: str | None = None,
                  class_names: dict[int, str] | None = None, window=None, qc: str | Path | None = None,
-                 engine: dict | None = None, priors_from: SamaugSource | None = None) -> dict:
+                 engine: dict | None = None, priors_from: SamaugSource | None = None,
+                 image_sha256: str | None = None) -> dict:
     """Export ``labels`` over ``image`` (any format :func:`read_volume` reads) as case ``case``
     (default: the image's file stem); ``window`` renders the images as the model saw them.
     ``engine`` describes what made the labels; ``priors_from`` gives the SAMAug priors that
-    ``options.samaug_channels`` / ``samaug_images`` ask for."""
+    ``options.samaug_channels`` / ``samaug_images`` ask for; ``image_sha256`` is the image's
+    content hash when the caller already has it (a batch case), so it is not hashed again."""
     case = case or file_stem(image)
     if not CASE_NAME.fullmatch(case):  # before reading; also no trailing newline, which match's $ allows
         raise ValueError(f"case name {case!r}: use letters, digits, '_', '-' or '.', starting with a letter or digit")
@@ -41,7 +43,7 @@ def export_files(image: str | Path, labels: str | Path, options: ExportOptions, 
         priors = priors_from.priors(source.data, file_stem(image), resolved)
     export = ExportCase(case, source.data, annotation.data, source.layer_metadata(),
                         class_names or {}, resolved, engine=engine, trace=trace,
-                        sources=[str(image), str(labels)], priors=priors)
+                        sources=[str(image), str(labels)], priors=priors, image_sha256=image_sha256)
     return export_case(export, options)
 
 

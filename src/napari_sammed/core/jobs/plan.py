@@ -32,9 +32,11 @@ from pydantic import (
 
 from ..engine.automatic_masks import AmgSettings
 from ..export.case import CASE_NAME, class_name
+from ..export.entry import ExportOptions
 from ..export.nnunet import dataset_folder
 from ..io.windowing import WINDOW_PRESETS
 from ..volume.propagation import PropagationSettings
+from .settings import plan_model, plan_values
 
 STEPS = ("propagate", "samaug", "export")
 
@@ -75,22 +77,9 @@ class CaseSpec(_Strict):
         return value
 
 
-class ExportSpec(_Strict):
-    """The plan's export: format and the options of that format."""
-
-    format: Literal["nnunet", "sammed2d", "tiff", "zarr", "png"]
-    dataset_id: int = Field(1, ge=1, le=999)  # nnU-Net
-    dataset_name: str = "Annotations"  # nnU-Net DatasetNNN_<name>; the SAM-Med2D dataset folder
-    channel: str = "CT"
-    axis: Literal["z", "y", "x"] = "z"  # SAM-Med2D slice axis
-    split: Literal["auto", "train", "test"] = "auto"
-    seed: int = 0
-    test_fraction: float = Field(0.2, ge=0.0, le=1.0)
-    all_slices: bool = False
-    split_components: bool = False
-    include_image: bool = False  # stacks
-    samaug_channels: bool = False  # nnU-Net: SAMAug priors as channels _0001, _0002
-    samaug_images: bool = False  # SAM-Med2D: SAMAug's augmented RGB as the images
+class ExportSpec(plan_model(ExportOptions, "ExportFields")):
+    """The plan's export: format and the options of that format (:class:`ExportOptions`' fields
+    less the folder and the rerun policy, which the batch run owns)."""
 
     @model_validator(mode="after")
     def _samaug_options(self) -> ExportSpec:
@@ -106,32 +95,23 @@ class ExportSpec(_Strict):
         dataset_folder(".", 1, value)  # raises on names nnU-Net (or a folder) cannot take
         return value
 
+    def options(self, folder: str | Path) -> ExportOptions:
+        """The export into ``folder``; a rerun replaces a case's earlier export."""
+        return ExportOptions(**self.model_dump(), folder=str(folder), append=True, overwrite=True)
 
-class PropagationSpec(_Strict):
-    """Propagation settings in a plan; unset values are the model's recipe."""
 
-    min_iou: float | None = None
-    min_neighbour_iou: float | None = None
-    min_area: int | None = None
-    box_margin: float | None = None
-    interior_points: int | None = None
-    direction: Literal["both", "forward", "backward"] | None = None
-    max_steps: int | None = None
+class PropagationSpec(plan_model(PropagationSettings, "PropagationFields", unset_is_default=True)):
+    """Propagation settings in a plan; unset values are :class:`PropagationSettings`' (the model's recipe)."""
 
     def settings(self) -> PropagationSettings:
-        return PropagationSettings(**{k: v for k, v in self.model_dump().items() if v is not None})
+        return PropagationSettings(**plan_values(self))
 
 
-class SamaugSpec(_Strict):
-    """SAMAug settings in a plan; an unset stability threshold is the model's."""
-
-    points_per_side: int = Field(32, ge=1)
-    pred_iou_thresh: float = 0.5
-    stability_score_thresh: float | None = None  # None: the model's (0.95; 0.8 for LiteMedSAM)
+class SamaugSpec(plan_model(AmgSettings, "SamaugFields")):
+    """SAMAug settings in a plan (:class:`AmgSettings`' defaults); an unset stability threshold is the model's."""
 
     def settings(self) -> AmgSettings:
-        return AmgSettings(points_per_side=self.points_per_side, pred_iou_thresh=self.pred_iou_thresh,
-                           stability_score_thresh=self.stability_score_thresh)
+        return AmgSettings(**self.model_dump())
 
 
 class Plan(_Strict):

@@ -23,9 +23,9 @@ import numpy as np
 from ..engine.slice_engine import Prompt, SliceEngine
 from ..io.inputs import InputError, NeedsOption, PromptFile, load_json
 from ..io.qc import object_summary, save_trace
-from ..io.read import file_stem, is_nifti, read_volume
+from ..io.read import Volume, file_stem, is_nifti, read_volume
 from ..io.write import label_dtype, write_volume
-from ..volume.embeddings import VolumeEmbeddings, axis_index
+from ..volume.embeddings import VolumeEmbeddings
 from ..volume.propagation import Propagation, PropagationSettings, paint_masks, seeds_from_labels
 
 log = logging.getLogger(__name__)
@@ -115,23 +115,44 @@ def run_propagation(
     progress: Callable[[int, int], None] | None = None,
     memory_slices: int | None = None,
 ) -> dict:
-    """Propagate, write the labels with the image's geometry and the QC trace beside them.
+    """:func:`propagate_volume` for an image file: read it, window it, embed it lazily.
 
     ``memory_slices`` bounds the embeddings held in memory when ``cache_dir`` keeps them on disk."""
     from ..io.windowing import describe_window, resolve_window
 
-    output = Path(output)
-    for path in (output, *trace_files(output)):
-        if path.exists() and not overwrite:
-            raise NeedsOption(f"{path} exists; pass {{overwrite}} to replace it")
+    check_outputs(output, overwrite)
     log.info(f"reading {image}")
     volume = read_volume(image)
     if volume.data.ndim != 3:
-        raise ValueError(f"propagation needs a 3D image, got shape {volume.data.shape}")
-    axis = axis_index(axis)
+        raise InputError(image, f"propagation needs a 3D image, got shape {volume.data.shape}")
     resolved = resolve_window(volume.data, window)
     log.info(describe_window(resolved))
     embeddings = VolumeEmbeddings(engine, volume.data, resolved, axis, cache_dir, memory_slices=memory_slices)
+    return propagate_volume(volume, embeddings, image, seeds_path, output, settings, objects, overwrite, progress)
+
+
+def check_outputs(output: str | Path, overwrite: bool) -> None:
+    """Refuse to replace the labels or their QC trace unless ``overwrite``."""
+    for path in (Path(output), *trace_files(output)):
+        if path.exists() and not overwrite:
+            raise NeedsOption(f"{path} exists; pass {{overwrite}} to replace it")
+
+
+def propagate_volume(
+    volume: Volume,
+    embeddings: VolumeEmbeddings,
+    image: str | Path,
+    seeds_path: str | Path,
+    output: str | Path,
+    settings: PropagationSettings | None = None,
+    objects: list[int] | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Propagate seeds through an opened ``volume`` (``embeddings`` of it), write the labels with
+    its geometry and the QC trace beside them. The report's ``rows`` are the trace itself."""
+    check_outputs(output, overwrite)
+    output, axis, engine = Path(output), embeddings.axis, embeddings.engine
     if str(seeds_path).lower().endswith(".json"):
         prompts, stops = read_prompt_file(seeds_path)
         if objects:
@@ -143,22 +164,21 @@ def run_propagation(
     else:
         labels = read_volume(seeds_path).data
         if labels.shape != volume.data.shape:
-            raise ValueError(f"seed labels have shape {labels.shape}, the image {volume.data.shape}")
+            raise InputError(seeds_path, f"seed labels have shape {labels.shape}, the image {volume.data.shape}")
         labels = labels.astype(label_dtype(labels), copy=True)
         seeds, stops = seeds_from_labels(labels, axis, objects), {}
     if not seeds:
-        raise ValueError("no seeds: the seed labels are empty" + (f" for objects {objects}" if objects else ""))
+        raise InputError(seeds_path, "no seeds: the seed labels are empty" + (f" for objects {objects}" if objects else ""))
     log.info(f"propagating {len(seeds)} object(s) from {sum(map(len, seeds.values()))} seed slice(s), "
              "embedding slices as the fronts reach them")
     result = Propagation(embeddings, seeds, settings, stops).run(progress)
     written = result.write_into(labels, axis)
-    geometry = volume.layer_metadata()
-    out = write_volume(output, labels, geometry, overwrite=overwrite)
+    out = write_volume(output, labels, volume.layer_metadata(), overwrite=overwrite)
     provenance = {"image": str(image), "seeds": str(seeds_path), "axis": "zyx"[axis],
                   "engine": engine.describe(), "window": None if embeddings.window is None else embeddings.window.as_dict(),
                   "settings": asdict(result.settings)}
     traces = save_trace(result.trace, trace_files(output)[0], result.ends, {"provenance": provenance})
-    return {"output": out, "trace": traces, "voxels_written": written,
+    return {"output": out, "trace": traces, "voxels_written": written, "rows": result.trace,
             "objects": object_summary(result.trace), "nifti": is_nifti(out)}
 
 

@@ -26,6 +26,7 @@ from ..io.read import (
     read_volume,
 )
 from ..io.windowing import apply_window, describe_window, resolve_window
+from ..volume.embeddings import VolumeEmbeddings
 
 log = logging.getLogger(__name__)
 MAPS = ("seg_prior", "boundary_prior", "augmented")
@@ -127,26 +128,23 @@ def _read_input(path: Path) -> np.ndarray:
     return data[..., :3] if data.ndim == 3 and data.shape[-1] == 4 else data
 
 
-def samaug_volume(source: Path, outdir: Path, engine, window, settings: AmgSettings,
-                  cache_dir: Path | None = None) -> list[Path]:
-    """:func:`run_samaug` for one image or volume file, reusing an embedding cache (bulk runs)."""
-    return write_maps(read_volume(source).data, source, outdir, file_stem(source), engine, window, settings,
-                      cache_dir)
+def samaug_volume(embeddings: VolumeEmbeddings, source: Path, outdir: Path,
+                  settings: AmgSettings) -> list[Path]:
+    """:func:`write_maps` of an opened volume along z, reusing its ``embeddings`` (bulk runs:
+    the ones propagation computed, cached on disk)."""
+    return write_maps(embeddings.volume, source, outdir, file_stem(source), embeddings.engine, embeddings.window,
+                      settings, embeddings=embeddings)
 
 
 def _slice_results(volume: np.ndarray, is_volume: bool, engine, win, settings: AmgSettings,
-                   cache_dir: Path | None = None):
+                   embeddings: VolumeEmbeddings | None = None):
     """(index, SamAugResult) for every slice of ``volume`` (a 2D image as one slice), embedding in
-    batches; with a cache (bulk runs) embeddings are stored and reused."""
-    from ..volume.embeddings import VolumeEmbeddings
-
-    cached = VolumeEmbeddings(engine, volume, win, "z", cache_dir, memory_slices=engine.batch_size) \
-        if is_volume and cache_dir is not None else None
+    batches; given ``embeddings`` along z (bulk runs), those are reused and filled."""
     for begin in range(0, len(volume), engine.batch_size):
         end = min(begin + engine.batch_size, len(volume))
-        if cached is not None:
-            cached.compute(cached.missing(range(begin, end)))
-            batch = [cached.get(k) for k in range(begin, end)]
+        if embeddings is not None:
+            embeddings.compute(embeddings.missing(range(begin, end)))
+            batch = [embeddings.get(k) for k in range(begin, end)]
         elif is_volume:
             batch = engine.embed(apply_window(volume[begin:end], win))
         else:  # one 2D image (grey or RGB): samaug_slice prepares and embeds it
@@ -161,14 +159,16 @@ def provenance(engine, settings: AmgSettings, win) -> dict:
 
 
 def write_maps(data: np.ndarray, source: Path, outdir: Path, stem: str, engine, window, settings: AmgSettings,
-               cache_dir: Path | None = None, progress: Callable[[int, int], None] | None = None) -> list[Path]:
+               progress: Callable[[int, int], None] | None = None,
+               embeddings: VolumeEmbeddings | None = None) -> list[Path]:
     """The maps of one 2D image or one volume (streamed to disk slice by slice: memory holds one
-    slice's masks), then ``<stem>_samaug.json``; ``progress(done, total)`` after every slice."""
+    slice's masks), then ``<stem>_samaug.json``; ``progress(done, total)`` after every slice.
+    ``embeddings`` (of ``data`` along z, ``window`` resolved) are reused instead of embedding anew."""
     import tifffile
     from skimage import io as skio
 
     outdir.mkdir(parents=True, exist_ok=True)
-    win = resolve_window(data, window)
+    win = embeddings.window if embeddings is not None else resolve_window(data, window)
     log.info(describe_window(win))
     is_volume = data.ndim == 3 and data.shape[-1] != 3
     volume = data if is_volume else data[None]
@@ -177,7 +177,7 @@ def write_maps(data: np.ndarray, source: Path, outdir: Path, stem: str, engine, 
     writers = {m: tifffile.TiffWriter(temps[m]) for m in MAPS}
     counts, method, augmented = [], None, None
     try:
-        for k, result in _slice_results(volume, is_volume, engine, win, settings, cache_dir):
+        for k, result in _slice_results(volume, is_volume, engine, win, settings, embeddings):
             writers["seg_prior"].write(result.seg_prior, contiguous=True, photometric="minisblack")
             writers["boundary_prior"].write(result.boundary_prior.astype(np.uint8), contiguous=True,
                                             photometric="minisblack")

@@ -65,6 +65,14 @@ class VolumeEmbeddings:
         self.storage_dtype = storage_dtype
         self.cache_budget = cache_budget
         self._cache: EmbeddingCache | None = None
+        self._data_sha256: str | None = None
+
+    @property
+    def data_sha256(self) -> str:
+        """The volume's content hash, computed once (the cache's name; a batch case's exports reuse it)."""
+        if self._data_sha256 is None:
+            self._data_sha256 = data_hash(self.volume)
+        return self._data_sha256
 
     @property
     def cache(self) -> EmbeddingCache | None:
@@ -72,7 +80,7 @@ class VolumeEmbeddings:
         belongs in a worker, not in the constructor a GUI calls."""
         if self._cache is None and self.cache_dir is not None:
             signature = {
-                "data_sha256": data_hash(self.volume),
+                "data_sha256": self.data_sha256,
                 "axis": "zyx"[self.axis],
                 "window": None if self.window is None else self.window.as_dict(),
                 "engine": {k: v for k, v in self.engine.describe().items()

@@ -1,0 +1,65 @@
+"""Issue 25 item 4: one batch case reads its image once and hashes it once; propagate and SAMAug
+share one VolumeEmbeddings, and the QC CSV the case wrote is not parsed back."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+
+import napari_sammed.core.export.case as export_case_module
+import napari_sammed.core.io.qc as qc_module
+import napari_sammed.core.io.read as read_module
+import napari_sammed.core.volume.embeddings as embeddings_module
+from napari_sammed.core.jobs.batch import ModelConfig, run_batch
+from napari_sammed.core.jobs.plan import load_plan
+from tests.conftest import PACKAGE_DATA
+
+
+def test_a_case_reads_and_hashes_its_image_once(tmp_path, monkeypatch):
+    shutil.copy(PACKAGE_DATA / "example_ct_sm.nii.gz", tmp_path / "ct.nii.gz")
+    read = read_module.read_volume
+    seeds = read(tmp_path / "ct.nii.gz").data > 200  # a bright blob on the middle slice
+    mask = np.zeros(seeds.shape, np.uint8)
+    k = seeds.shape[0] // 2
+    mask[k] = seeds[k]
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image(mask.T, np.eye(4)), str(tmp_path / "seeds.nii.gz"))
+    (tmp_path / "plan.yaml").write_text(
+        "steps: [propagate, samaug, export]\nexport: {format: tiff}\nsamaug: {points_per_side: 4}\n"
+        "cases:\n  - {name: ct, image: ct.nii.gz, seeds: seeds.nii.gz}\n")
+    plan = load_plan(tmp_path / "plan.yaml")
+
+    reads, images, hashes, parsed = [], [], [], []
+
+    def counting_read(path):
+        volume = read(path)
+        if str(path).endswith("ct.nii.gz"):
+            reads.append(path)
+            images.append(volume.data)
+        return volume
+
+    def counting_hash(original):
+        def data_hash(array):
+            if any(array is image for image in images):
+                hashes.append(array.shape)
+            return original(array)
+        return data_hash
+
+    monkeypatch.setattr(read_module, "read_volume", counting_read)
+    monkeypatch.setattr(embeddings_module, "data_hash", counting_hash(embeddings_module.data_hash))
+    monkeypatch.setattr(export_case_module, "data_hash", counting_hash(export_case_module.data_hash))
+    monkeypatch.setattr(qc_module, "trace_from_csv", lambda *a, **k: parsed.append(a) or [])
+
+    # the case itself (propagate + SAMAug) in the worker; the export in the driver reads it again
+    from napari_sammed.core.jobs import batch
+
+    case_reads = []
+    run_case = batch.run_case
+    monkeypatch.setattr(batch, "run_case", lambda *a, **k: (run_case(*a, **k), case_reads.append(len(reads)))[0])
+    result = run_batch(plan, tmp_path / "out", ModelConfig(kind="weight-free"), progress=False)
+    assert [r["status"] for r in result.rows] == ["ok"], result.rows
+    assert case_reads == [1], f"the case read its image {case_reads} times"
+    assert len(hashes) == 1, f"the image was hashed {len(hashes)} times"
+    assert parsed == []
