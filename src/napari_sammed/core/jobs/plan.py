@@ -5,7 +5,7 @@
     steps: [propagate, samaug, export]        # any subset, in this order
     export: {format: nnunet, dataset_id: 12, dataset_name: Abdomen, channel: CT}
     class_names: {1: spleen, 5: liver}
-    window: ct-abdomen                         # default for every case (default: percentile; 8-bit images as they are)
+    window: ct-abdomen                         # default for every case (default: auto - ct-soft-tissue for a CT in HU, else percentile)
     cases:
       - {name: case01, image: imgs/case01.nii.gz, seeds: seeds/case01.nii.gz}
       - {name: case02, image: imgs/case02.nii.gz, seeds: seeds/case02.json, window: percentile}
@@ -121,7 +121,7 @@ class Plan(_Strict):
     cases: list[CaseSpec] = Field(min_length=1)
     export: ExportSpec | None = None
     class_names: dict[int, str] = {}
-    window: Window = None  # percentile, or 8-bit images as they are (resolve_window)
+    window: Window = None  # auto: ct-soft-tissue for a CT in HU, else percentile (resolve_window)
     axis: Literal["z", "y", "x"] = "z"  # propagation axis
     propagation: PropagationSpec = PropagationSpec()
     samaug: SamaugSpec = SamaugSpec()
