@@ -203,3 +203,12 @@ class TestAppendStaysFast:
         small = self.file_system_calls(tmp_path, monkeypatch, 100)
         big = self.file_system_calls(tmp_path, monkeypatch, 100_000)
         assert small < 400 and big <= small + 10, (small, big)
+
+
+class TestCaseNamesFromEveryPath:
+    def test_a_trailing_newline_is_refused_where_the_dock_exports_too(self):
+        """The dock builds an ExportCase directly: its validation must not let ``match``'s ``$``
+        accept a name ending in a newline (the CLI and plans already refused it)."""
+        with pytest.raises(ValueError, match="case name"):
+            case_2d("a\n").validate()
+        case_2d("a").validate()

@@ -84,7 +84,7 @@ class ExportCase:
         return self.image.ndim == 3 and self.image.shape[-1] == 3 and self.labels.ndim == 2
 
     def validate(self) -> None:
-        if not CASE_NAME.match(self.name or ""):
+        if not CASE_NAME.fullmatch(self.name or ""):
             raise ValueError(f"case name {self.name!r}: use letters, digits, '_', '-' or '.', starting with a letter or digit")
         spatial = self.image.shape[:2] if self.rgb else self.image.shape
         if spatial != self.labels.shape:
