@@ -27,12 +27,6 @@ def load_choice(choice: str, path: str, device: str, precision: str):
     return load_model(path if choice == CHECKPOINT else None, device=device, dtype=precision)
 
 
-def error_line(error: BaseException) -> str:
-    """The first line of an error's message, or its type when it has none (torch's bare asserts)."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def device_choices() -> list[str]:
     """The devices this torch can use, for the device menu (``cuda`` stands for the first GPU)."""
     found = available_devices()

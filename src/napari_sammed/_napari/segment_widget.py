@@ -16,6 +16,7 @@ from qtpy.QtWidgets import QTabWidget
 import napari
 
 from ..core.engine.slice_engine import SliceEngine
+from ..core.io.error_text import first_line
 from ..core.io.windowing import AUTO_PRESET, CT_PRESETS, PERCENTILE_PRESET
 from .layers import BOXES, POINTS, layer_choice, metadata_class_names
 from .model_choice import (
@@ -24,7 +25,6 @@ from .model_choice import (
     CLASSICAL,
     LOAD_ERRORS,
     device_choices,
-    error_line,
     load_choice,
     model_summary,
     resolve_choice,
@@ -242,7 +242,7 @@ class SegmentWidget(Container):
         try:
             model = load_choice(choice, path, self.device.value, self.precision.value)
         except LOAD_ERRORS as error:
-            message = error_line(error)
+            message = first_line(error)
             show_error(f"napari-sammed: model not loaded: {message}")
             self.model_status.value = f"not loaded: {message}"
             return

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..io.atomic import atomic_write
+from ..io.error_text import first_line
 from ..io.hashing import sha256_file
 from . import safe_pickle
 from .checkpoint_scan import CheckpointError, check_declared_storage, check_format, is_safetensors
@@ -92,18 +93,13 @@ def _torch_load(path: Path):
     except pickle.UnpicklingError:
         pass  # pickled objects beside the weights: read them inertly below
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
-        raise CheckpointError(f"{path.name} is truncated or corrupt ({_first_line(error)})") from None
+        raise CheckpointError(f"{path.name} is truncated or corrupt ({first_line(error)})") from None
     module = safe_pickle.PickleModule()
     try:
         raw = torch.load(path, map_location="cpu", weights_only=False, pickle_module=module)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as error:
-        raise CheckpointError(f"{path.name} is truncated or corrupt ({_first_line(error)})") from None
+        raise CheckpointError(f"{path.name} is truncated or corrupt ({first_line(error)})") from None
     return raw, "torch-official (inert unpickling)", sorted(set(module.replaced))
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:200] if text else type(error).__name__
 
 
 def _extract_state_dict(raw, path: Path) -> dict[str, torch.Tensor]:
@@ -187,12 +183,12 @@ def _torch_load_mapped(path: Path):
     except pickle.UnpicklingError:
         pass
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
-        raise CheckpointError(f"{path.name} is truncated or corrupt ({_first_line(error)})") from None
+        raise CheckpointError(f"{path.name} is truncated or corrupt ({first_line(error)})") from None
     try:
         raw = torch.load(path, map_location="cpu", weights_only=False, mmap=True,
                          pickle_module=safe_pickle.PickleModule())
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as error:
-        raise CheckpointError(f"{path.name} is truncated or corrupt ({_first_line(error)})") from None
+        raise CheckpointError(f"{path.name} is truncated or corrupt ({first_line(error)})") from None
     return raw, "torch-official (inert unpickling)"
 
 
