@@ -85,3 +85,16 @@ print("ok")
     result = run_blocked(["segment_anything", f"{CORE}.model.sam_import", "torchvision", "timm"], code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_the_input_schemas_need_no_qc_module():
+    # Issue 25: io/inputs and io/qc imported each other; the QC words now live in qc_vocabulary.
+    code = """\
+from napari_sammed.core.io.inputs import TraceCsvRow
+row = TraceCsvRow.model_validate({"object_id": 1, "slice": 2, "source": "propagated", "area": 3,
+                                  "stop_reason": "low_iou", "flag": "leak"})
+print(row.stop_reason)
+"""
+    result = run_blocked([f"{CORE}.io.qc"], code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "low_iou"

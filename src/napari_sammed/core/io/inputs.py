@@ -13,7 +13,7 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -26,6 +26,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from ..qc_vocabulary import FLAGS, SOURCES, STOP_REASONS
 
 
 class InputError(ValueError):
@@ -83,9 +85,6 @@ def describe_validation(error: ValidationError) -> str:
     message = first.get("msg", "invalid")
     text = f"at {where}: {message}" if where else message
     return text + (f" (+{len(problems) - 1} more problems)" if len(problems) > 1 else "")
-
-
-M = TypeVar("M")
 
 
 def validate(path: str | Path, schema: Any, payload: Any) -> Any:
@@ -246,15 +245,13 @@ class TraceCsvRow(BaseModel):
     @field_validator("source")
     @classmethod
     def _source(cls, value: str) -> str:
-        if value not in ("seed", "propagated", "rejected", "stopped"):
-            raise ValueError(f"source {value!r} is not seed, propagated, rejected or stopped")
+        if value not in SOURCES:
+            raise ValueError(f"source {value!r} is not {', '.join(SOURCES[:-1])} or {SOURCES[-1]}")
         return value
 
     @field_validator("stop_reason")
     @classmethod
     def _reason(cls, value: str | None) -> str | None:
-        from .qc import STOP_REASONS
-
         if value and value not in STOP_REASONS:
             raise ValueError(f"stop_reason {value!r} is not one of {', '.join(STOP_REASONS)}")
         return value
@@ -262,8 +259,6 @@ class TraceCsvRow(BaseModel):
     @field_validator("flag")
     @classmethod
     def _flag(cls, value: str | None) -> str | None:
-        from .qc import FLAGS
-
         if value and value not in FLAGS:
             raise ValueError(f"flag {value!r} is not one of {', '.join(FLAGS)}")
         return value

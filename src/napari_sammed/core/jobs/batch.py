@@ -168,7 +168,7 @@ def run_case(case: CaseSpec, plan: Plan, outdir: str | Path, engine, model: Mode
         objects = iou = None
         outputs: list[str] = []
         if "propagate" in plan.steps:
-            from ..io.qc import trace_from_csv
+            from ..io.qc import read_trace_csv
             from .propagate import run_propagation
 
             report = run_propagation(case.image, case.seeds, case_dir / "labels.nii.gz", engine, window, plan.axis,
@@ -176,7 +176,7 @@ def run_case(case: CaseSpec, plan: Plan, outdir: str | Path, engine, model: Mode
                                      memory_slices=MEMORY_SLICES)
             for written in report["trace"]:  # labels_qc.csv/.json -> qc.csv/.json
                 os.replace(written, case_dir / f"qc{written.suffix}")
-            objects, iou = _trace_stats(trace_from_csv((case_dir / "qc.csv").read_text()))
+            objects, iou = _trace_stats(read_trace_csv(case_dir / "qc.csv"))
             outputs += ["labels.nii.gz", "qc.csv", "qc.json"]
         if "samaug" in plan.steps:
             from .samaug import samaug_volume
