@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..model.sam_import import amg as _amg
+from .box_clicks import grown_boxes
 from .slice_engine import SliceEngine
 
 
@@ -163,7 +164,7 @@ def region_box_masks(engine, embedding, image_size, settings: AmgSettings, image
     for start in range(0, len(boxes), settings.points_per_batch):
         chunk = boxes[start : start + settings.points_per_batch]
         low, _ = engine.decode_all(emb, None, None, chunk, multimask=False)
-        grown = _grown_boxes(low[:, 0] > 0, frame / low.shape[-1], 3.0)
+        grown = grown_boxes(low[:, 0] > 0, frame / low.shape[-1], 3.0)
         low, iou = engine.decode_all(emb, None, None, grown, multimask=False)
         up = F.interpolate(low, (frame, frame), mode="bilinear", align_corners=False)[:, 0]
         idx, stability = filter_masks(up, iou[:, 0], settings)
@@ -190,25 +191,6 @@ def _region_boxes(image: np.ndarray, tf) -> np.ndarray:
             if (c1 - c0) < 0.8 * tf.inner[1] and (r1 - r0) < 0.8 * tf.inner[0]:
                 boxes.append((c0, r0, c1, r1))
     return np.unique(np.asarray(boxes, np.float64).reshape(-1, 4), axis=0)
-
-
-def _grown_boxes(masks: torch.Tensor, scale: float, grow: float) -> torch.Tensor:
-    """(B, L, L) masks -> (B, 4) XYXY frame boxes grown by ``grow``; an empty mask keeps a dot."""
-    rows, cols = masks.any(dim=2), masks.any(dim=1)
-    index = torch.arange(masks.shape[-1], device=masks.device, dtype=torch.float32)
-    big = float(masks.shape[-1])
-
-    def first_last(hit):
-        first = torch.where(hit, index, big).amin(dim=1)
-        last = torch.where(hit, index, -1.0).amax(dim=1)
-        return first, last
-
-    r0, r1 = first_last(rows)
-    c0, c1 = first_last(cols)
-    empty = r1 < 0
-    r0, c0 = torch.where(empty, 0.0, r0), torch.where(empty, 0.0, c0)
-    r1, c1 = torch.where(empty, 0.0, r1), torch.where(empty, 0.0, c1)
-    return torch.stack([c0 * scale - grow, r0 * scale - grow, (c1 + 1) * scale + grow, (r1 + 1) * scale + grow], 1)
 
 
 def _drop_small(masks, stability, ious, settings):
