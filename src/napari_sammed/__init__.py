@@ -1,4 +1,5 @@
-"""napari-sammed: SAM-Med2D annotation for napari (core API importable without Qt)."""
+"""napari-sammed: SAM-family (LiteMedSAM, SAM-Med2D, SAM, MedSAM) medical annotation for napari
+(core API importable without Qt)."""
 
 from __future__ import annotations
 

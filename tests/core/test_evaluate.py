@@ -107,7 +107,7 @@ def test_networks_get_sigmoid_mask_prompts(small_checkpoint):
 def test_cli_prints_table_and_csv_on_data_demo(capsys):
     assert main(["evaluate", str(DATA_DEMO), "--seed", "0", "--kind", "weight-free"]) == 0
     out = capsys.readouterr().out
-    assert "weight-free classical segmenter" in out and "11 masks" in out
+    assert "weight-free segmenter" in out and "11 masks" in out
     table, csv_text = out.split("\n\n", 1)
     rows = {r["class"]: r for r in csv.DictReader(io.StringIO(csv_text))}
     assert set(rows) == DEMO_CLASSES | {"overall"}

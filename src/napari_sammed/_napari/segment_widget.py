@@ -22,8 +22,8 @@ from .layers import BOXES, POINTS, layer_choice, metadata_class_names
 from .model_choice import (
     BUNDLED,
     CHECKPOINT,
-    CLASSICAL,
     LOAD_ERRORS,
+    WEIGHT_FREE,
     device_choices,
     load_choice,
     model_summary,
@@ -70,8 +70,9 @@ class SegmentWidget(Container):
         self.progress_note = Label(value="")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         # model
-        self.model = ComboBox(label="model", choices=[BUNDLED, CHECKPOINT, CLASSICAL],
-                              value=stored.get("model", BUNDLED))
+        models = [BUNDLED, CHECKPOINT, WEIGHT_FREE]  # a name stored by an older version: the default
+        self.model = ComboBox(label="model", choices=models, value=stored.get("model") if stored.get("model") in models
+                              else BUNDLED)
         self.checkpoint = FileEdit(label="checkpoint", mode="r", filter="*.pth *.pt *.safetensors",
                                    value=stored.get("checkpoint", ""))
         devices = device_choices()  # only what this machine has: cuda on a CPU-only torch is not offered
@@ -236,7 +237,7 @@ class SegmentWidget(Container):
             self.model.value = CHECKPOINT
 
     def load(self) -> None:
-        """Load the chosen model (LiteMedSAM unless a checkpoint or the classical engine is picked)."""
+        """Load the chosen model (LiteMedSAM unless a checkpoint or the weight-free engine is picked)."""
         path = str(self.checkpoint.value or "")
         choice = resolve_choice(self.model.value, path)
         try:

@@ -3,7 +3,7 @@
 Post-processing follows SAM's automatic mask generator: keep masks whose predicted IoU and
 stability score (IoU of the masks thresholded at logit +1 and -1) pass thresholds, then box NMS.
 Work happens in the model's square frame (256 px for SAM-Med2D); kept masks are resized to the
-slice. The weight-free engine gets a clearly labelled classical over-segmentation instead.
+slice. The weight-free engine gets a clearly labelled over-segmentation instead.
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ def over_segmentation(image: np.ndarray) -> np.ndarray:
     return felzenszwalb(grey, scale=200, sigma=0.8, min_size=max(20, grey.size // 2000))
 
 
-def classical_regions(engine, embedding, image_size, settings: AmgSettings, image: np.ndarray) -> AutoMasks:
+def weight_free_regions(engine, embedding, image_size, settings: AmgSettings, image: np.ndarray) -> AutoMasks:
     """Weight-free stand-in: Felzenszwalb over-segmentation; score = region homogeneity in [0, 1]."""
     grey = image.mean(-1) if image.ndim == 3 else image.astype(np.float32)
     labels = over_segmentation(image)
@@ -222,7 +222,7 @@ def classical_regions(engine, embedding, image_size, settings: AmgSettings, imag
         scores.append(float(np.exp(-spread / 32.0)))
     stability = np.asarray(scores, np.float32)
     masks_arr = np.stack(masks) if masks else np.zeros((0, *grey.shape), bool)
-    return AutoMasks(masks_arr, stability, stability.copy(), "weight-free classical over-segmentation (felzenszwalb)")
+    return AutoMasks(masks_arr, stability, stability.copy(), "weight-free over-segmentation (felzenszwalb)")
 
 
-STRATEGIES = {"point-grid": point_grid_masks, "region-boxes": region_box_masks, "regions": classical_regions}
+STRATEGIES = {"point-grid": point_grid_masks, "region-boxes": region_box_masks, "regions": weight_free_regions}
