@@ -142,7 +142,7 @@ class SegmentWidget(Container):
         self.accept_button.changed.connect(self.accept)
         self.next_button.changed.connect(self.next_object)
         self.clear_button.changed.connect(self.clear_prompts)
-        self.samaug_button.changed.connect(lambda: self.run_samaug())
+        self.samaug_button.changed.connect(lambda: self.start_samaug())
         self.negative.changed.connect(self._sync_point_sign)
         self.image.changed.connect(self._on_image_changed)
         self.target.changed.connect(self._sync_session)
@@ -334,7 +334,7 @@ class SegmentWidget(Container):
         worker.yielded.connect(ProgressNote(self.progress_note, len(wanted), "embedding", self.session))
         return self.session.start_worker(worker, "embedding", then)
 
-    def run_samaug(self, settings=None):
+    def start_samaug(self, settings=None):
         """Write/update the three SAMAug layers for the current slice or the whole volume."""
         from ..core.engine.automatic_masks import AmgSettings
         from .samaug_layers import samaug_worker
