@@ -46,7 +46,7 @@ def test_reader_and_writers_round_trip(tmp_path):
     assert np.array_equal(np.asarray(back.dataobj), np.asarray(original.dataobj))
     assert np.array_equal(back.affine, original.affine)
     tif = write_labels_tiff(str(tmp_path / "seg.tif"), data, kwargs)
-    (tdata, tkwargs, _), = get_reader(tif[0])(tif[0])
+    (tdata, _, _), = get_reader(tif[0])(tif[0])
     assert np.array_equal(tdata, data)
     assert get_reader(str(tmp_path / "notes.txt")) is None
 

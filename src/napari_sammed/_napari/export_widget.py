@@ -62,7 +62,6 @@ class ExportWidget(Container):
         super().__init__(labels=True)
         self.viewer = viewer
         self.worker = None
-        self.last_report = None
         self.image = layer_choice(viewer, "image", Image)
         self.labels_layer = layer_choice(viewer, "labels layer", Labels)
         self.format = ComboBox(label="format", choices=list(FORMAT_NAMES), value="SAM-Med2D")
@@ -170,7 +169,6 @@ class ExportWidget(Container):
         return worker
 
     def _done(self, report: dict) -> None:
-        self.last_report = report
         if "error" in report:
             self._failed(report["error"])
             return
