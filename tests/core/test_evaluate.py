@@ -153,3 +153,16 @@ def test_bad_datasets(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     with pytest.raises(ValueError, match="prompt mode"):
         ev.evaluate(DATA_DEMO, SliceEngine(load_model(kind="weight-free")), ("lasso",))
+
+
+def test_the_score_table_is_the_shared_text_table():
+    # Issue 25: evaluate and batch each aligned their own table; io.tables.text_table serves both.
+    from napari_sammed.core.io.tables import text_table
+
+    scores = [ev.MaskScore("a", "liver", "bbox", 0.7617), ev.MaskScore("b", "ivc", "bbox", 0.95),
+              ev.MaskScore("b", "ivc", "1pt", 0.5)]
+    table = text_table(["class", "n", "bbox", "1pt"], [["ivc", 1, "95.00", "50.00"], ["liver", 1, "76.17", ""],
+                                                        ["overall", 2, "85.58", "50.00"]], rule_before_last=True)
+    assert table.splitlines() == ["class    n   bbox    1pt", "ivc      1  95.00  50.00", "liver    1  76.17",
+                                  "-" * 24, "overall  2  85.58  50.00"]
+    assert ev.format_table(scores, "Dice") == "Dice\n" + table

@@ -25,6 +25,7 @@ from ..engine.slice_engine import Prediction, SliceEngine
 from ..io.inputs import InputError, Sammed2dTest, load_json
 from ..io.paths import dataset_entry
 from ..io.read import read_image
+from ..io.tables import text_table
 from ..volume.metrics import dice
 
 FRAME = 256
@@ -162,17 +163,11 @@ def summarise(scores: list[MaskScore]) -> tuple[list[str], dict[str, dict[str, t
 
 
 def format_table(scores: list[MaskScore], title: str = "") -> str:
-    """Mean Dice per class and prompt mode, as an aligned text table."""
+    """Mean Dice (%) per class and prompt mode, as an aligned text table."""
     modes, table = summarise(scores)
-    width = max(len(k) for k in table) + 2
-    lines = [title] if title else []
-    lines.append(f"{'class':<{width}}{'n':>4}" + "".join(f"{m:>8}" for m in modes))
-    for key, row in table.items():
-        if key == "overall":
-            lines.append("-" * (width + 4 + 8 * len(modes)))
-        n = next(iter(row.values()))[0]
-        lines.append(f"{key:<{width}}{n:>4}" + "".join(f"{100 * row[m][1]:>8.2f}" if m in row else f"{'':>8}" for m in modes))
-    return "\n".join(lines)
+    rows = [[key, next(iter(row.values()))[0], *(f"{100 * row[m][1]:.2f}" if m in row else "" for m in modes)]
+            for key, row in table.items()]
+    return (f"{title}\n" if title else "") + text_table(["class", "n", *modes], rows, rule_before_last=True)
 
 
 def to_csv(scores: list[MaskScore]) -> str:
