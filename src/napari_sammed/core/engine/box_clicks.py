@@ -1,8 +1,8 @@
 """Clicks for a network trained with boxes only (LiteMedSAM).
 
-A box-trained decoder answers a lone point with (almost) nothing: measured Dice 0.00-0.08 for
-one interior click on the sample CT/MR organs. So a click here means "the object under this
-point", found with the prompt the network knows:
+A box-trained decoder answers a lone point with (almost) nothing (one interior click on the
+sample CT/MR organs: docs/benchmarks.md). So a click here means "the object under this point", found with
+the prompt the network knows:
 
 1. boxes of several sizes centred on the click (one batched decoder call);
 2. among the masks that contain the click, the one with the best predicted IoU;
