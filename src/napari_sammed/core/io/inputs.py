@@ -23,6 +23,7 @@ from pydantic import (
     RootModel,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -242,25 +243,13 @@ class TraceCsvRow(BaseModel):
     outside_seed_range: Annotated[float, Field(ge=0, le=1)] | None = None  # absent in older traces
     flag: str | None = None
 
-    @field_validator("source")
+    @field_validator("source", "stop_reason", "flag")
     @classmethod
-    def _source(cls, value: str) -> str:
-        if value not in SOURCES:
-            raise ValueError(f"source {value!r} is not {', '.join(SOURCES[:-1])} or {SOURCES[-1]}")
-        return value
-
-    @field_validator("stop_reason")
-    @classmethod
-    def _reason(cls, value: str | None) -> str | None:
-        if value and value not in STOP_REASONS:
-            raise ValueError(f"stop_reason {value!r} is not one of {', '.join(STOP_REASONS)}")
-        return value
-
-    @field_validator("flag")
-    @classmethod
-    def _flag(cls, value: str | None) -> str | None:
-        if value and value not in FLAGS:
-            raise ValueError(f"flag {value!r} is not one of {', '.join(FLAGS)}")
+    def _known_word(cls, value: str | None, info: ValidationInfo) -> str | None:
+        words = {"source": SOURCES, "stop_reason": STOP_REASONS, "flag": FLAGS}[info.field_name]
+        if value not in words and (value or info.field_name == "source"):  # "": no stop, no flag
+            *most, last = words
+            raise ValueError(f"{info.field_name} {value!r} is not {', '.join(most)} or {last}")
         return value
 
 
