@@ -21,7 +21,7 @@ import torch
 import napari_sammed as ns
 from bench_engine import timed as clock  # best of n, the GPU's queue drained around each
 from bench_lite_medsam import box_of, dice, load_cases, official_decode, official_encode, stack_of
-from napari_sammed.core.engine.samaug import samaug_slice
+from napari_sammed.core.engine.samaug_priors import samaug_slice
 from napari_sammed.core.io.read import read_volume
 from napari_sammed.core.io.windowing import resolve_window
 from napari_sammed.core.volume.embeddings import VolumeEmbeddings

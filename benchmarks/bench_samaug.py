@@ -15,7 +15,7 @@ import torch
 import napari_sammed as ns
 from napari_sammed.core.engine.automatic_masks import AmgSettings, automatic_masks
 from napari_sammed.core.engine.families import build_model
-from napari_sammed.core.engine.samaug import prior_maps
+from napari_sammed.core.engine.samaug_priors import prior_maps
 from napari_sammed.core.model.specs import VIT_SPECS
 
 

@@ -197,7 +197,7 @@ class PriorMaker:
             import napari_sammed as ns
 
             self.engine = ns.SliceEngine(ns.load_model(device="cpu"))
-        from napari_sammed.core.engine.samaug import samaug_slice
+        from napari_sammed.core.engine.samaug_priors import samaug_slice
 
         result = samaug_slice(self.engine, image, None)  # uint8 already windowed: no window
         priors = Priors(result.seg_prior, result.boundary_prior, result.masks.masks)

@@ -1,4 +1,5 @@
-"""napari-sammed: SAM-family medical annotation for napari (core API importable without Qt)."""
+"""napari-sammed: SAM-family (LiteMedSAM, SAM-Med2D, SAM, MedSAM) medical annotation for napari
+(core API importable without Qt)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ _LAZY = {
     "Prompt": ("napari_sammed.core.engine.slice_engine", "Prompt"),
     "Prediction": ("napari_sammed.core.engine.slice_engine", "Prediction"),
     "to_uint8": ("napari_sammed.core.io.windowing", "to_uint8"),
-    "samaug": ("napari_sammed.core.engine.samaug", None),
+    "samaug": ("napari_sammed.core.engine.samaug_priors", None),
     "VolumeEmbeddings": ("napari_sammed.core.volume.embeddings", "VolumeEmbeddings"),
     "VolumeAnnotator": ("napari_sammed.core.volume.annotator", "VolumeAnnotator"),
     "resolve_window": ("napari_sammed.core.io.windowing", "resolve_window"),

@@ -50,7 +50,7 @@ def test_a_case_reads_and_hashes_its_image_once(tmp_path, monkeypatch):
     monkeypatch.setattr(read_module, "read_volume", counting_read)
     monkeypatch.setattr(embeddings_module, "data_hash", counting_hash(embeddings_module.data_hash))
     monkeypatch.setattr(export_case_module, "data_hash", counting_hash(export_case_module.data_hash))
-    monkeypatch.setattr(qc_module, "trace_from_csv", lambda *a, **k: parsed.append(a) or [])
+    monkeypatch.setattr(qc_module, "read_trace_csv", lambda *a, **k: parsed.append(a) or [])
 
     # the case itself (propagate + SAMAug) in the worker; the export in the driver reads it again
     from napari_sammed.core.jobs import batch

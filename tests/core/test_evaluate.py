@@ -12,6 +12,7 @@ import pytest
 
 from napari_sammed.cli import main
 from napari_sammed.core.engine.families import load_model
+from napari_sammed.core.engine.frame import ProtocolFrame, mask_box
 from napari_sammed.core.engine.slice_engine import SliceEngine
 from napari_sammed.core.jobs import evaluate as ev
 from tests.conftest import DATA_DEMO
@@ -28,13 +29,13 @@ def test_reads_the_demo_test_set():
 
 
 def test_frame_pads_small_images_and_resizes_others():
-    small = ev.Frame(155, 225)
+    small = ProtocolFrame(155, 225, ev.FRAME)
     assert small.pad and (small.top, small.left) == (50, 15)
     image = np.arange(155 * 225, dtype=np.float32).reshape(155, 225)
     framed = small.forward(image)
     assert framed.shape == (256, 256) and framed[:50].sum() == 0
     np.testing.assert_array_equal(small.back(framed), image)  # crop undoes the pad exactly
-    big = ev.Frame(181, 258)  # one side >= 256: nearest resize, bilinear back
+    big = ProtocolFrame(181, 258, ev.FRAME)  # one side >= 256: nearest resize, bilinear back
     assert not big.pad
     assert big.forward(np.ones((181, 258, 3), np.uint8)).shape == (256, 256, 3)
     assert big.back(np.zeros((256, 256), np.float32)).shape == (181, 258)
@@ -45,6 +46,20 @@ def test_box_of_the_largest_component():
     mask[2:5, 2:5] = True  # small part
     mask[10:30, 12:20] = True  # large part
     np.testing.assert_array_equal(ev.largest_component_box(mask), [12, 10, 20, 30])
+
+
+def test_one_mask_to_box_serves_evaluate_simulate_and_propagation():
+    # Issue 25: four copies of mask -> box; the numpy ones are now frame.mask_box.
+    from napari_sammed.core.jobs.simulate import reference_box
+    from napari_sammed.core.volume.propagation import enlarged_box
+
+    mask = np.zeros((40, 50), bool)
+    mask[10:30, 12:20] = True
+    assert mask_box(np.zeros((4, 4), bool)) is None
+    np.testing.assert_array_equal(mask_box(mask), [12, 10, 20, 30])
+    np.testing.assert_array_equal(ev.largest_component_box(mask), mask_box(mask))
+    np.testing.assert_array_equal(reference_box(mask[None])[1], mask_box(mask))
+    np.testing.assert_array_equal(enlarged_box(mask, 0.0, 0.0), mask_box(mask))
 
 
 class Spy:
@@ -92,7 +107,7 @@ def test_networks_get_sigmoid_mask_prompts(small_checkpoint):
 def test_cli_prints_table_and_csv_on_data_demo(capsys):
     assert main(["evaluate", str(DATA_DEMO), "--seed", "0", "--kind", "weight-free"]) == 0
     out = capsys.readouterr().out
-    assert "weight-free classical segmenter" in out and "11 masks" in out
+    assert "weight-free segmenter" in out and "11 masks" in out
     table, csv_text = out.split("\n\n", 1)
     rows = {r["class"]: r for r in csv.DictReader(io.StringIO(csv_text))}
     assert set(rows) == DEMO_CLASSES | {"overall"}
@@ -138,3 +153,16 @@ def test_bad_datasets(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     with pytest.raises(ValueError, match="prompt mode"):
         ev.evaluate(DATA_DEMO, SliceEngine(load_model(kind="weight-free")), ("lasso",))
+
+
+def test_the_score_table_is_the_shared_text_table():
+    # Issue 25: evaluate and batch each aligned their own table; io.tables.text_table serves both.
+    from napari_sammed.core.io.tables import text_table
+
+    scores = [ev.MaskScore("a", "liver", "bbox", 0.7617), ev.MaskScore("b", "ivc", "bbox", 0.95),
+              ev.MaskScore("b", "ivc", "1pt", 0.5)]
+    table = text_table(["class", "n", "bbox", "1pt"], [["ivc", 1, "95.00", "50.00"], ["liver", 1, "76.17", ""],
+                                                        ["overall", 2, "85.58", "50.00"]], rule_before_last=True)
+    assert table.splitlines() == ["class    n   bbox    1pt", "ivc      1  95.00  50.00", "liver    1  76.17",
+                                  "-" * 24, "overall  2  85.58  50.00"]
+    assert ev.format_table(scores, "Dice") == "Dice\n" + table

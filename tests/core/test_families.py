@@ -114,9 +114,9 @@ def test_no_caller_reaches_around_the_engine_to_its_backend():
 
 
 def test_only_the_registry_tells_families_apart():
-    backends = {"SamVitBackend", "LiteMedSamBackend", "ClassicalBackend"}
-    own = {"backends.py", "lite_medsam_backend.py", "classical_backend.py", "families.py"}
-    rules = [r"\.family\s*==", r"isinstance\([^)]*\b(ClassicalModel|ModelSpec|LiteMedSamSpec|ClassicalSpec)\b"]
+    backends = {"SamVitBackend", "LiteMedSamBackend", "WeightFreeBackend"}
+    own = {"backends.py", "lite_medsam_backend.py", "weight_free_backend.py", "families.py"}
+    rules = [r"\.family\s*==", r"isinstance\([^)]*\b(WeightFreeModel|ModelSpec|LiteMedSamSpec|WeightFreeSpec)\b"]
     hits = []
     for path in SRC.rglob("*.py"):
         text = path.read_text()

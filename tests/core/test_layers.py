@@ -68,7 +68,7 @@ def test_a_forbidden_import_is_caught_and_named():
     assert result.stderr.startswith("napari_sammed.core.engine")
 
 
-def test_geometry_and_the_classical_engine_need_no_segment_anything():
+def test_geometry_and_the_weight_free_engine_need_no_segment_anything():
     code = """\
 import numpy as np
 from napari_sammed.core.engine.frame import FrameTransform  # noqa: F401 - the geometry imports alone
@@ -79,9 +79,22 @@ image = np.zeros((64, 80), np.uint8)
 image[20:40, 30:50] = 200
 engine = SliceEngine(load_model(kind="weight-free"))  # through the registry, which imports every family
 mask = engine.predict(engine.embed(image)[0], image.shape, box=np.array([25, 15, 55, 45])).mask
-assert mask[30, 40] and not mask[5, 5], "the classical engine segments the bright square"
+assert mask[30, 40] and not mask[5, 5], "the weight-free engine segments the bright square"
 print("ok")
 """
     result = run_blocked(["segment_anything", f"{CORE}.model.sam_import", "torchvision", "timm"], code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_the_input_schemas_need_no_qc_module():
+    # Issue 25: io/inputs and io/qc imported each other; the QC words now live in qc_vocabulary.
+    code = """\
+from napari_sammed.core.io.inputs import TraceCsvRow
+row = TraceCsvRow.model_validate({"object_id": 1, "slice": 2, "source": "propagated", "area": 3,
+                                  "stop_reason": "low_iou", "flag": "leak"})
+print(row.stop_reason)
+"""
+    result = run_blocked([f"{CORE}.io.qc"], code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "low_iou"

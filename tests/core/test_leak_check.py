@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_sammed.core.engine.slice_engine import Prediction
-from napari_sammed.core.io.qc import COLUMNS, object_summary, read_trace_csv, save_trace, trace_from_csv
+from napari_sammed.core.io.qc import COLUMNS, object_summary, read_trace_csv, save_trace
 from napari_sammed.core.volume.leak_check import LEAK_FRACTION, intensity_range, masked_mean, outside_fraction
 from napari_sammed.core.volume.propagation import Propagation, PropagationSettings
 from tests.conftest import dice, middle_slice
@@ -105,7 +105,7 @@ def test_the_csv_has_the_flag_columns_and_reads_them_back(tmp_path):
     csv_path, _ = save_trace(result.trace, tmp_path / "qc")
     header = csv_path.read_text().splitlines()[0].split(",")
     assert header == COLUMNS and "outside_seed_range" in header and "flag" in header
-    for rows in (read_trace_csv(csv_path), trace_from_csv(csv_path.read_text())):
+    for rows in (read_trace_csv(csv_path), read_trace_csv(csv_path, csv_path.read_text())):
         assert sorted(r.slice for r in rows if r.flag == "leak") == list(LEAK_SLICES)
         assert all(r.outside_seed_range is not None for r in rows if r.source == "propagated")
 
@@ -116,7 +116,6 @@ def test_an_old_csv_without_the_flag_columns_still_reads(tmp_path):
                    "5,3,seed,,,120,0,\n5,4,propagated,0.9100,0.8800,118,1,\n")
     rows = read_trace_csv(old)
     assert [r.flag for r in rows] == ["", ""] and rows[1].outside_seed_range is None
-    assert trace_from_csv(old.read_text())[1].flag == ""
 
 
 def test_an_unknown_flag_is_refused(tmp_path):
@@ -126,6 +125,16 @@ def test_an_unknown_flag_is_refused(tmp_path):
     bad.write_text(",".join(COLUMNS) + "\n5,4,propagated,0.9,0.8,118,1,,0.2,typo\n")
     with pytest.raises(InputError, match="flag"):
         read_trace_csv(bad)
+
+
+def test_there_is_one_qc_csv_reader_and_it_validates_text_too():
+    # Issue 25: an unvalidated twin (trace_from_csv) turned a bad row into a bare ValueError.
+    from napari_sammed.core.io import qc
+    from napari_sammed.core.io.inputs import InputError
+
+    assert not hasattr(qc, "trace_from_csv")
+    with pytest.raises(InputError, match=r"qc\.csv: line 2: .*area"):
+        qc.read_trace_csv("qc.csv", ",".join(COLUMNS) + "\n5,4,propagated,0.9,0.8,lots,1,,0.2,\n")
 
 
 @pytest.fixture(scope="module")

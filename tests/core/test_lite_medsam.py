@@ -256,11 +256,13 @@ def test_bundled_weights_are_verified(monkeypatch):
     lite_medsam.bundled_checkpoint.cache_clear()
 
 
-def test_classical_engine_by_name():
+def test_the_weight_free_engine_has_one_name():
     model = ns.load_model(kind="weight-free")
     assert ns.SliceEngine(model).describe()["kind"] == "weight-free"
     with pytest.raises(ValueError, match="takes no checkpoint"):
-        ns.load_model("x.pth", kind="classical")
+        ns.load_model("x.pth", kind="weight-free")
+    with pytest.raises(ValueError, match="classical"):  # issue 25: one name, no alias
+        ns.load_model(kind="classical")
 
 
 def test_default_model_runs_when_torchvision_is_broken():

@@ -7,7 +7,7 @@ import pytest
 
 from napari_sammed.core.engine.families import load_model
 from napari_sammed.core.engine.slice_engine import SliceEngine
-from napari_sammed.core.io.qc import object_summary, trace_from_csv, trace_to_csv
+from napari_sammed.core.io.qc import object_summary, read_trace_csv, trace_to_csv
 from napari_sammed.core.io.windowing import resolve_window
 from napari_sammed.core.volume.embeddings import VolumeEmbeddings
 from napari_sammed.core.volume.propagation import (
@@ -262,7 +262,7 @@ def test_qc_trace_round_trips_and_summarises(ct):
     def rounded(value):
         return None if value is None else round(value, 4)
 
-    assert trace_from_csv(trace_to_csv(result.trace)) == [
+    assert read_trace_csv("qc.csv", trace_to_csv(result.trace)) == [
         type(r)(r.object_id, r.slice, r.source, rounded(r.predicted_iou), rounded(r.neighbour_iou), r.area,
                 r.direction, r.stop_reason, rounded(r.outside_seed_range), r.flag)
         for r in result.trace

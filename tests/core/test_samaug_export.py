@@ -12,7 +12,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from napari_sammed.core.engine.samaug import augmented_uint8
+from napari_sammed.core.engine.samaug_priors import augmented_uint8
 from tests.conftest import PACKAGE_DATA, displayed
 from tests.core.test_export import read_sammed2d, validate_nnunet_dataset
 

@@ -248,3 +248,19 @@ class TestOneLineErrors:
             code, out, err = run(capsys, "embed", image, "--cache-dir", cache, *WEIGHT_FREE)
             assert code == 0, err
         assert out.startswith("6 slices reused, 0 embedded")
+
+
+def test_one_helper_quotes_a_library_error_on_one_line():
+    # Issue 25: four private copies (io/read, io/dicom, model/checkpoints, model/checkpoint_scan)
+    # and the dock's error_line did this; core/io/error_text.first_line is the one left.
+    import re
+    from pathlib import Path
+
+    from napari_sammed.core.io.error_text import first_line
+
+    assert first_line(ValueError("bad header\nTraceback noise")) == "bad header"
+    assert first_line(AssertionError()) == "AssertionError" and len(first_line(OSError("x" * 999))) == 200
+    src = Path(__file__).resolve().parents[2] / "src" / "napari_sammed"
+    copies = [str(p.relative_to(src)) for p in src.rglob("*.py")
+              if p.name != "error_text.py" and re.search(r"^def _?(first_line|error_line)\(", p.read_text(), re.M)]
+    assert copies == []

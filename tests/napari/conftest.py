@@ -5,7 +5,7 @@ import pytest
 
 from napari_sammed._napari.demo import PLUGIN, SEGMENT_DOCK
 from napari_sammed._napari.layers import BOXES
-from napari_sammed._napari.segment_widget import CLASSICAL
+from napari_sammed._napari.segment_widget import WEIGHT_FREE
 from napari_sammed._sample_data import sample_ct
 
 
@@ -41,8 +41,8 @@ def wait_for_worker(qtbot, widget):
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
 
 
-def open_segment_dock(viewer, model: str = CLASSICAL):
-    """Open the segment dock as the Plugins menu does, with ``model`` (fast classical by default)."""
+def open_segment_dock(viewer, model: str = WEIGHT_FREE):
+    """Open the segment dock as the Plugins menu does, with ``model`` (the fast weight-free engine by default)."""
     _dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, SEGMENT_DOCK)
     if widget.model.value != model:
         widget.model.value = model

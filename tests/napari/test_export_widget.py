@@ -103,12 +103,12 @@ def test_export_with_samaug_priors_from_the_samaug_layers(ct_viewer, qtbot, tmp_
     widget.export()
     assert "press 'SAMAug priors'" in widget.status.value  # no maps yet: says what to do
 
-    with qtbot.waitSignal(segment.run_samaug().finished, timeout=60_000):  # the current slice only
+    with qtbot.waitSignal(segment.start_samaug().finished, timeout=60_000):  # the current slice only
         pass
     widget.export()
     assert "cover 1 of its 30 axial slices" in widget.status.value
     segment.samaug_scope.value = "whole volume"
-    with qtbot.waitSignal(segment.run_samaug().finished, timeout=120_000):
+    with qtbot.waitSignal(segment.start_samaug().finished, timeout=120_000):
         pass
     widget.export()
     wait_for_worker(qtbot, widget)

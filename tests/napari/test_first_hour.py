@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from napari_sammed._napari import model_choice, segment_widget
+from napari_sammed._napari.demo import PLUGIN, SEGMENT_DOCK
 from napari_sammed._napari.export_widget import DOCK_WIDTH as EXPORT_WIDTH
 from napari_sammed._napari.layers import BOXES
 from napari_sammed._napari.settings import save_settings
@@ -60,6 +61,15 @@ def test_only_devices_this_torch_has_are_offered(make_napari_viewer, monkeypatch
     widget = open_segment_dock(viewer)
     assert "cuda" not in widget.device.choices and widget.device.value == "auto"
     assert "cpu" in widget.device.choices
+
+
+def test_a_model_name_stored_by_an_older_version_opens_the_default(make_napari_viewer, monkeypatch, tmp_path):
+    # Issue 25 renamed the weight-free menu entry; the old name must not keep the dock from opening.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    save_settings(model="weight-free (classical)")
+    viewer = make_napari_viewer()
+    _dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, SEGMENT_DOCK)
+    assert widget.model.value == segment_widget.BUNDLED
 
 
 def test_a_model_error_without_a_message_still_says_what_happened(make_napari_viewer, monkeypatch):

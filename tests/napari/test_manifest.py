@@ -22,7 +22,7 @@ def test_every_widget_opens_from_the_plugins_menu(make_napari_viewer):
     viewer.add_image(np.zeros((4, 32, 32), np.int16), name="vol")
     manifest = npe2.PluginManifest.from_distribution("napari-sammed")
     names = [w.display_name for w in manifest.contributions.widgets]
-    assert names == ["SAM-Med2D segment", "Export training data"]
+    assert names == ["Segment (SAM family)", "Export training data"]  # issue 25: not SAM-Med2D only
     for name in names:
         dock, widget = viewer.window.add_plugin_dock_widget("napari-sammed", name)
         assert widget.viewer.layers["vol"] is not None and dock.widget() is not None, name
@@ -46,7 +46,7 @@ def test_reader_and_writers_round_trip(tmp_path):
     assert np.array_equal(np.asarray(back.dataobj), np.asarray(original.dataobj))
     assert np.array_equal(back.affine, original.affine)
     tif = write_labels_tiff(str(tmp_path / "seg.tif"), data, kwargs)
-    (tdata, tkwargs, _), = get_reader(tif[0])(tif[0])
+    (tdata, _, _), = get_reader(tif[0])(tif[0])
     assert np.array_equal(tdata, data)
     assert get_reader(str(tmp_path / "notes.txt")) is None
 

@@ -20,7 +20,7 @@ def test_button_creates_three_layers_then_updates(make_napari_viewer, qtbot):
     widget.window.value = "ct-soft-tissue"
     viewer.dims.current_step = (15, *viewer.dims.current_step[1:])
     before = len(viewer.layers)
-    with qtbot.waitSignal(widget.run_samaug().finished, timeout=60_000):
+    with qtbot.waitSignal(widget.start_samaug().finished, timeout=60_000):
         pass
     names = layer_names("CT")
     assert len(viewer.layers) == before + 3
@@ -35,7 +35,7 @@ def test_button_creates_three_layers_then_updates(make_napari_viewer, qtbot):
     assert "weight-free" in seg.metadata["samaug"]["engine"]["kind"]
     first = seg
     viewer.dims.current_step = (10, *viewer.dims.current_step[1:])
-    with qtbot.waitSignal(widget.run_samaug().finished, timeout=60_000):
+    with qtbot.waitSignal(widget.start_samaug().finished, timeout=60_000):
         pass
     assert len(viewer.layers) == before + 3
     assert viewer.layers[names["seg"]] is first

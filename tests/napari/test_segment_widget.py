@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from napari_sammed._napari.demo import PLUGIN, SEGMENT_DOCK
 from napari_sammed._napari.layers import BOXES, POINTS, PREVIEW
 from tests.conftest import dice, middle_slice
 from tests.napari.conftest import (
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.gui
 
 def test_default_dock_is_lite_medsam_box_preview_accept_undo_redo(ct_viewer, qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))  # a first start: no remembered model
-    _dock, widget = ct_viewer.window.add_plugin_dock_widget("napari-sammed", "SAM-Med2D segment")
+    _dock, widget = ct_viewer.window.add_plugin_dock_widget(PLUGIN, SEGMENT_DOCK)
     assert widget.model.value == "LiteMedSAM (bundled)" and widget.engine.label == "LiteMedSAM"
     assert "LiteMedSAM (bundled, medical, box prompts)" in widget.model_status.value
     image = ct_viewer.layers["CT"]

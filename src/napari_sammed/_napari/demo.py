@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-PLUGIN, SEGMENT_DOCK = "napari-sammed", "SAM-Med2D segment"
+PLUGIN, SEGMENT_DOCK = "napari-sammed", "Segment (SAM family)"
 
 
 def open_demo(checkpoint: str | None = None, sample: str = "ct", viewer=None):

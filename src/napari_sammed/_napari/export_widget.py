@@ -69,7 +69,6 @@ class ExportWidget(Container):
         super().__init__(labels=True)
         self.viewer = viewer
         self.worker = None
-        self.last_report = None
         self.image = layer_choice(viewer, "image", Image)
         self.labels_layer = layer_choice(viewer, "labels layer", Labels)
         d = {f.name: f.default for f in fields(ExportOptions)}  # the one source of the settings' defaults
@@ -182,7 +181,6 @@ class ExportWidget(Container):
         return worker
 
     def _done(self, report: dict) -> None:
-        self.last_report = report
         if "error" in report:
             self._failed(report["error"])
             return

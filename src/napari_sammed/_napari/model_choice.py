@@ -6,7 +6,7 @@ from ..core.engine.families import describe_default, load_model
 from ..core.engine.slice_engine import SliceEngine
 from ..core.model.load import available_devices
 
-BUNDLED, CHECKPOINT, CLASSICAL = "LiteMedSAM (bundled)", "checkpoint file", "weight-free (classical)"
+BUNDLED, CHECKPOINT, WEIGHT_FREE = "LiteMedSAM (bundled)", "checkpoint file", "weight-free (no network)"
 #: What loading a model raises for bad files or devices (torch's device errors vary in type).
 LOAD_ERRORS = (ValueError, RuntimeError, AssertionError, OSError)
 
@@ -22,15 +22,9 @@ def resolve_choice(choice: str, path: str) -> str:
 
 def load_choice(choice: str, path: str, device: str, precision: str):
     """Load what :func:`resolve_choice` settled on; raises one of :data:`LOAD_ERRORS`."""
-    if choice == CLASSICAL:
+    if choice == WEIGHT_FREE:
         return load_model(kind="weight-free")
     return load_model(path if choice == CHECKPOINT else None, device=device, dtype=precision)
-
-
-def error_line(error: BaseException) -> str:
-    """The first line of an error's message, or its type when it has none (torch's bare asserts)."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def device_choices() -> list[str]:

@@ -6,7 +6,7 @@ import numpy as np
 from napari.qt.threading import thread_worker
 
 from ..core.engine.automatic_masks import AmgSettings
-from ..core.engine.samaug import samaug_slice
+from ..core.engine.samaug_priors import samaug_slice
 from .layers import slice_key
 
 SUFFIXES = {"seg": "SAMAug seg prior", "bnd": "SAMAug boundary prior", "aug": "SAMAug augmented"}
@@ -83,7 +83,7 @@ def samaug_worker(session, whole_volume: bool, settings: AmgSettings = AmgSettin
 def layer_priors(viewer, image):
     """The case's SAMAug priors from ``image``'s three SAMAug layers, for an export; raises a
     ValueError saying what to do when they are missing or do not cover every slice along z."""
-    from ..core.engine.samaug import augmented_uint8
+    from ..core.engine.samaug_priors import augmented_uint8
     from ..core.export.case import Priors
 
     names = layer_names(image.name)

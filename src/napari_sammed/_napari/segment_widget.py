@@ -16,15 +16,15 @@ from qtpy.QtWidgets import QTabWidget
 import napari
 
 from ..core.engine.slice_engine import SliceEngine
+from ..core.io.error_text import first_line
 from ..core.io.windowing import AUTO_PRESET, CT_PRESETS, PERCENTILE_PRESET
 from .layers import BOXES, POINTS, layer_choice, metadata_class_names
 from .model_choice import (
     BUNDLED,
     CHECKPOINT,
-    CLASSICAL,
     LOAD_ERRORS,
+    WEIGHT_FREE,
     device_choices,
-    error_line,
     load_choice,
     model_summary,
     resolve_choice,
@@ -70,8 +70,9 @@ class SegmentWidget(Container):
         self.progress_note = Label(value="")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         # model
-        self.model = ComboBox(label="model", choices=[BUNDLED, CHECKPOINT, CLASSICAL],
-                              value=stored.get("model", BUNDLED))
+        models = [BUNDLED, CHECKPOINT, WEIGHT_FREE]  # a name stored by an older version: the default
+        self.model = ComboBox(label="model", choices=models, value=stored.get("model") if stored.get("model") in models
+                              else BUNDLED)
         self.checkpoint = FileEdit(label="checkpoint", mode="r", filter="*.pth *.pt *.safetensors",
                                    value=stored.get("checkpoint", ""))
         devices = device_choices()  # only what this machine has: cuda on a CPU-only torch is not offered
@@ -141,7 +142,7 @@ class SegmentWidget(Container):
         self.accept_button.changed.connect(self.accept)
         self.next_button.changed.connect(self.next_object)
         self.clear_button.changed.connect(self.clear_prompts)
-        self.samaug_button.changed.connect(lambda: self.run_samaug())
+        self.samaug_button.changed.connect(lambda: self.start_samaug())
         self.negative.changed.connect(self._sync_point_sign)
         self.image.changed.connect(self._on_image_changed)
         self.target.changed.connect(self._sync_session)
@@ -236,13 +237,13 @@ class SegmentWidget(Container):
             self.model.value = CHECKPOINT
 
     def load(self) -> None:
-        """Load the chosen model (LiteMedSAM unless a checkpoint or the classical engine is picked)."""
+        """Load the chosen model (LiteMedSAM unless a checkpoint or the weight-free engine is picked)."""
         path = str(self.checkpoint.value or "")
         choice = resolve_choice(self.model.value, path)
         try:
             model = load_choice(choice, path, self.device.value, self.precision.value)
         except LOAD_ERRORS as error:
-            message = error_line(error)
+            message = first_line(error)
             show_error(f"napari-sammed: model not loaded: {message}")
             self.model_status.value = f"not loaded: {message}"
             return
@@ -333,7 +334,7 @@ class SegmentWidget(Container):
         worker.yielded.connect(ProgressNote(self.progress_note, len(wanted), "embedding", self.session))
         return self.session.start_worker(worker, "embedding", then)
 
-    def run_samaug(self, settings=None):
+    def start_samaug(self, settings=None):
         """Write/update the three SAMAug layers for the current slice or the whole volume."""
         from ..core.engine.automatic_masks import AmgSettings
         from .samaug_layers import samaug_worker

@@ -3,7 +3,7 @@
 Post-processing follows SAM's automatic mask generator: keep masks whose predicted IoU and
 stability score (IoU of the masks thresholded at logit +1 and -1) pass thresholds, then box NMS.
 Work happens in the model's square frame (256 px for SAM-Med2D); kept masks are resized to the
-slice. The weight-free engine gets a clearly labelled classical over-segmentation instead.
+slice. The weight-free engine gets a clearly labelled over-segmentation instead.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..model.sam_import import amg as _amg
+from .box_clicks import grown_boxes
 from .slice_engine import SliceEngine
 
 
@@ -163,7 +164,7 @@ def region_box_masks(engine, embedding, image_size, settings: AmgSettings, image
     for start in range(0, len(boxes), settings.points_per_batch):
         chunk = boxes[start : start + settings.points_per_batch]
         low, _ = engine.decode_all(emb, None, None, chunk, multimask=False)
-        grown = _grown_boxes(low[:, 0] > 0, frame / low.shape[-1], 3.0)
+        grown = grown_boxes(low[:, 0] > 0, frame / low.shape[-1], 3.0)
         low, iou = engine.decode_all(emb, None, None, grown, multimask=False)
         up = F.interpolate(low, (frame, frame), mode="bilinear", align_corners=False)[:, 0]
         idx, stability = filter_masks(up, iou[:, 0], settings)
@@ -192,25 +193,6 @@ def _region_boxes(image: np.ndarray, tf) -> np.ndarray:
     return np.unique(np.asarray(boxes, np.float64).reshape(-1, 4), axis=0)
 
 
-def _grown_boxes(masks: torch.Tensor, scale: float, grow: float) -> torch.Tensor:
-    """(B, L, L) masks -> (B, 4) XYXY frame boxes grown by ``grow``; an empty mask keeps a dot."""
-    rows, cols = masks.any(dim=2), masks.any(dim=1)
-    index = torch.arange(masks.shape[-1], device=masks.device, dtype=torch.float32)
-    big = float(masks.shape[-1])
-
-    def first_last(hit):
-        first = torch.where(hit, index, big).amin(dim=1)
-        last = torch.where(hit, index, -1.0).amax(dim=1)
-        return first, last
-
-    r0, r1 = first_last(rows)
-    c0, c1 = first_last(cols)
-    empty = r1 < 0
-    r0, c0 = torch.where(empty, 0.0, r0), torch.where(empty, 0.0, c0)
-    r1, c1 = torch.where(empty, 0.0, r1), torch.where(empty, 0.0, c1)
-    return torch.stack([c0 * scale - grow, r0 * scale - grow, (c1 + 1) * scale + grow, (r1 + 1) * scale + grow], 1)
-
-
 def _drop_small(masks, stability, ious, settings):
     if settings.min_mask_region_area <= 0 or len(masks) == 0:
         return masks, stability, ious
@@ -226,7 +208,7 @@ def over_segmentation(image: np.ndarray) -> np.ndarray:
     return felzenszwalb(grey, scale=200, sigma=0.8, min_size=max(20, grey.size // 2000))
 
 
-def classical_regions(engine, embedding, image_size, settings: AmgSettings, image: np.ndarray) -> AutoMasks:
+def weight_free_regions(engine, embedding, image_size, settings: AmgSettings, image: np.ndarray) -> AutoMasks:
     """Weight-free stand-in: Felzenszwalb over-segmentation; score = region homogeneity in [0, 1]."""
     grey = image.mean(-1) if image.ndim == 3 else image.astype(np.float32)
     labels = over_segmentation(image)
@@ -240,7 +222,7 @@ def classical_regions(engine, embedding, image_size, settings: AmgSettings, imag
         scores.append(float(np.exp(-spread / 32.0)))
     stability = np.asarray(scores, np.float32)
     masks_arr = np.stack(masks) if masks else np.zeros((0, *grey.shape), bool)
-    return AutoMasks(masks_arr, stability, stability.copy(), "weight-free classical over-segmentation (felzenszwalb)")
+    return AutoMasks(masks_arr, stability, stability.copy(), "weight-free over-segmentation (felzenszwalb)")
 
 
-STRATEGIES = {"point-grid": point_grid_masks, "region-boxes": region_box_masks, "regions": classical_regions}
+STRATEGIES = {"point-grid": point_grid_masks, "region-boxes": region_box_masks, "regions": weight_free_regions}

@@ -7,7 +7,7 @@ is the only caller, and everything above goes through ``SliceEngine``. One backe
 
 - :class:`SamVitBackend`: SAM-Med2D, Meta SAM vit_b/l/h and MedSAM (ViT encoders).
 - :class:`~.lite_medsam_backend.LiteMedSamBackend`: LiteMedSAM (TinyViT encoder, box-trained).
-- :class:`~.classical_backend.ClassicalBackend`: the weight-free intensity segmenter.
+- :class:`~.weight_free_backend.WeightFreeBackend`: the weight-free intensity segmenter.
 
 Callers never ask which one they hold: differences are data (frame, low-res size, embedding
 shape, which automatic-mask strategy fits) or overridden methods.

@@ -1,8 +1,8 @@
 """Clicks for a network trained with boxes only (LiteMedSAM).
 
-A box-trained decoder answers a lone point with (almost) nothing: measured Dice 0.00-0.08 for
-one interior click on the sample CT/MR organs. So a click here means "the object under this
-point", found with the prompt the network knows:
+A box-trained decoder answers a lone point with (almost) nothing (one interior click on the
+sample CT/MR organs: docs/benchmarks.md). So a click here means "the object under this point", found with
+the prompt the network knows:
 
 1. boxes of several sizes centred on the click (one batched decoder call);
 2. among the masks that contain the click, the one with the best predicted IoU;
@@ -36,13 +36,28 @@ def _at(low_res: torch.Tensor, x: float, y: float, frame: int) -> torch.Tensor:
 
 
 def _box_of(mask: torch.Tensor, scale: float, grow: float) -> torch.Tensor | None:
-    """XYXY frame box of a (L, L) boolean mask, grown by ``grow`` frame pixels."""
-    rows = torch.nonzero(mask.any(dim=1)).flatten()
-    cols = torch.nonzero(mask.any(dim=0)).flatten()
-    if len(rows) == 0:
-        return None
-    return torch.stack([cols[0] * scale - grow, rows[0] * scale - grow,
-                        (cols[-1] + 1) * scale + grow, (rows[-1] + 1) * scale + grow]).float()
+    """XYXY frame box of a (L, L) boolean mask, grown by ``grow`` frame pixels; None when empty."""
+    return grown_boxes(mask[None], scale, grow)[0] if bool(mask.any()) else None
+
+
+def grown_boxes(masks: torch.Tensor, scale: float, grow: float) -> torch.Tensor:
+    """(B, L, L) masks -> (B, 4) XYXY frame boxes (low-res pixel edges x ``scale``) grown by
+    ``grow``; an empty mask keeps a dot at the origin."""
+    rows, cols = masks.any(dim=2), masks.any(dim=1)
+    index = torch.arange(masks.shape[-1], device=masks.device, dtype=torch.float32)
+    big = float(masks.shape[-1])
+
+    def first_last(hit):
+        first = torch.where(hit, index, big).amin(dim=1)
+        last = torch.where(hit, index, -1.0).amax(dim=1)
+        return first, last
+
+    r0, r1 = first_last(rows)
+    c0, c1 = first_last(cols)
+    empty = r1 < 0
+    r0, c0 = torch.where(empty, 0.0, r0), torch.where(empty, 0.0, c0)
+    r1, c1 = torch.where(empty, 0.0, r1), torch.where(empty, 0.0, c1)
+    return torch.stack([c0 * scale - grow, r0 * scale - grow, (c1 + 1) * scale + grow, (r1 + 1) * scale + grow], 1)
 
 
 def object_at(decode_boxes, x: float, y: float, frame: int, valid: tuple[int, int]):

@@ -46,14 +46,14 @@ from ..model.checkpoints import (
     sha256_path,
     write_safetensors,
 )
-from ..model.classical import ClassicalSpec, build_classical
 from ..model.lite_medsam import LiteMedSamSpec
 from ..model.load import placement
 from ..model.loaded import Bundled, LoadedModel, Weights
 from ..model.specs import VIT_SPECS, Spec, detect_vit
+from ..model.weight_free import WeightFreeSpec, build_weight_free
 from .backends import Backend, SamVitBackend
-from .classical_backend import ClassicalBackend
 from .lite_medsam_backend import LiteMedSamBackend
+from .weight_free_backend import WeightFreeBackend
 
 
 @dataclass(frozen=True)
@@ -68,13 +68,12 @@ class Family:
     bundled: Bundled | None = None  # weights installed with a package
 
 
-_WEIGHT_FREE = ClassicalSpec()
 FAMILIES: tuple[Family, ...] = (
     Family("lite-medsam", {"lite-medsam": LiteMedSamSpec()}, build_lite_medsam, LiteMedSamBackend,
            detect=lite_medsam.detect, bundled=lite_medsam.BUNDLED),
     Family("vit", VIT_SPECS, build_sam_vit, SamVitBackend, detect=detect_vit),
-    Family("weight-free", {"weight-free": _WEIGHT_FREE, "classical": _WEIGHT_FREE}, build_classical,
-           ClassicalBackend),
+    Family("weight-free", {"weight-free": WeightFreeSpec()}, build_weight_free,
+           WeightFreeBackend),
 )
 #: What ``load_model()`` gives without a checkpoint: this kind's family's bundled weights.
 DEFAULT_KIND = "lite-medsam"
@@ -136,7 +135,7 @@ def load_model(
     """Load a model: a checkpoint (family and kind detected from its keys), or a bundled one.
 
     ``path=None`` loads the bundled weights of :data:`DEFAULT_KIND` (LiteMedSAM, size and
-    sha256 verified). ``kind="weight-free"`` (or ``"classical"``) gives the intensity segmenter,
+    sha256 verified). ``kind="weight-free"`` gives the intensity segmenter,
     which is no neural network. The image encoder runs in ``dtype``; the prompt encoder and mask
     decoder stay float32.
     """

@@ -1,6 +1,6 @@
 """All geometry between a slice (H, W) and a model's square input frame lives here.
 
-Three pre-processing modes (``ModelSpec.preprocess``):
+Four pre-processing modes (``ModelSpec.preprocess``):
 
 - ``"sam-med2d"``: normalise with SAM's pixel mean/std, then *nearest* resize to S x S
   (OpenCV ``INTER_NEAREST`` indexing: source = floor(dst * src / dst)); no aspect keeping.
@@ -10,7 +10,9 @@ Three pre-processing modes (``ModelSpec.preprocess``):
   longest side to S, min-max of the resized image to [0, 1], pad bottom/right; prompts scaled by
   S / max(H, W), box corners truncated to whole pixels.
 
-Coordinates are (x, y) pixels throughout; boxes are XYXY.
+:class:`ProtocolFrame` is SAM-Med2D's test protocol frame (``napari-sammed evaluate``), and
+:func:`mask_box` the one way from a mask to its box. Coordinates are (x, y) pixels throughout;
+boxes are XYXY, in pixel edges (x1, y1 one past the last pixel).
 """
 
 from __future__ import annotations
@@ -33,6 +35,14 @@ def longest_side_size(height: int, width: int, target: int) -> tuple[int, int]:
     """(H, W) scaled so that the longest side is ``target``, rounded half up (as the official code)."""
     scale = target / max(height, width)
     return int(height * scale + 0.5), int(width * scale + 0.5)
+
+
+def mask_box(mask: np.ndarray) -> np.ndarray | None:
+    """XYXY box (pixel edges) of a 2-D mask's pixels; None for an empty mask."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], float)
 
 
 class FrameTransform:
@@ -121,7 +131,29 @@ class FrameTransform:
             x = x[..., : self.inner[0], : self.inner[1]]
         return F.interpolate(x, (self.height, self.width), mode="bilinear", align_corners=False)
 
-    def upsample_low_res(self, low_res: torch.Tensor) -> torch.Tensor:
-        """(B, 1, L, L) decoder logits -> (B, 1, H, W), as the official predictors do."""
-        up = F.interpolate(low_res, (self.frame, self.frame), mode="bilinear", align_corners=False)
-        return self.logits(up)
+
+class ProtocolFrame:
+    """SAM-Med2D's test protocol frame: an image smaller than ``size`` on both sides is zero-padded
+    (centred), any other nearest-resized to ``size`` x ``size``; logits go back by cropping the
+    pad or by bilinear resizing."""
+
+    def __init__(self, height: int, width: int, size: int) -> None:
+        self.height, self.width, self.size = height, width, size
+        self.pad = height < size and width < size
+        self.top, self.left = (size - height) // 2, (size - width) // 2
+
+    def forward(self, array: np.ndarray) -> np.ndarray:
+        """(H, W, ...) slice array -> (size, size, ...) in the frame."""
+        if self.pad:
+            out = np.zeros((self.size, self.size, *array.shape[2:]), array.dtype)
+            out[self.top : self.top + self.height, self.left : self.left + self.width] = array
+            return out
+        rows, cols = nearest_indices(self.height, self.size), nearest_indices(self.width, self.size)
+        return array[rows][:, cols]
+
+    def back(self, logits: np.ndarray) -> np.ndarray:
+        """(size, size) logits in the frame -> (H, W) at slice size."""
+        if self.pad:
+            return logits[self.top : self.top + self.height, self.left : self.left + self.width]
+        x = torch.from_numpy(np.ascontiguousarray(logits, np.float32))[None, None]
+        return F.interpolate(x, (self.height, self.width), mode="bilinear", align_corners=False)[0, 0].numpy()

@@ -2,10 +2,9 @@
 
 One encoder call spends much of its time in work that keeps two cores poorly busy (GELU,
 LayerNorm, small attention windows, the Python between ops). Two slices at once, each on half
-the cores, keep them all busy: measured 1.40x the slices per second of one slice on both cores
-of a 2-core CPU (757 vs 1,058 ms per slice, LiteMedSAM). Each slice's embedding is the one it
-gets alone on the same number of threads, bit for bit; against one slice on all cores it
-is the same within float rounding (bit-identical on AVX-512, up to 3e-6 apart on AVX2).
+the cores, keep them all busy: more slices per second than one slice on all cores (timings in
+docs/benchmarks.md). Each slice's embedding is the one it gets alone on the same number of threads, bit for
+bit; against one slice on all cores it is the same within float rounding.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from .budget import check_memory, memory_budget
+from .error_text import first_line
 from .inputs import InputError, InputWarning
 from .orientation import LPS_TO_RAS, display_spacing, source_axcodes, to_display
 
@@ -26,11 +27,6 @@ HEADER_FIELDS = ("SeriesInstanceUID", "SeriesNumber", "ImageOrientationPatient",
 #: Two slice steps that differ by more than this share of the smallest one are uneven spacing.
 STEP_TOLERANCE = 0.01
 DEFLATED = "1.2.840.10008.1.2.1.99"  # Deflated Explicit VR Little Endian: the whole dataset is zlib
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:200] if text else type(error).__name__
 
 
 def _series_key(ds) -> str:
@@ -118,7 +114,7 @@ def _decode_into(out: np.ndarray, file: Path, uid: str, folder: Path) -> None:
         pixels = ds.pixel_array
     except Exception as error:  # noqa: BLE001 - pydicom raises many types for bad pixel data
         raise InputError(folder, f"series {uid}: cannot decode pixel data of {file.name} "
-                                 f"({_first_line(error)})") from None
+                                 f"({first_line(error)})") from None
     if pixels.shape != out.shape:
         raise InputError(folder, f"series {uid}: {file.name} holds pixels of shape {pixels.shape}, not one "
                                  f"grey {out.shape} slice (multi-frame and colour DICOM are not supported)")
@@ -157,7 +153,7 @@ def read_dicom_series(folder: Path):
         dy, dx = (float(v) for v in slices[0].PixelSpacing)
         shapes = {(int(ds.Rows), int(ds.Columns)) for ds in slices}
     except (AttributeError, TypeError, ValueError) as error:
-        raise InputError(folder, f"series {uid}: missing or bad geometry tags ({_first_line(error)})") from None
+        raise InputError(folder, f"series {uid}: missing or bad geometry tags ({first_line(error)})") from None
     if not all(np.isfinite([*row, *col, dy, dx, *positions.values()])) or dy <= 0 or dx <= 0:
         raise InputError(folder, f"series {uid}: orientation, position or pixel spacing is not a finite "
                                  "positive number")

@@ -13,7 +13,7 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -23,9 +23,12 @@ from pydantic import (
     RootModel,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+
+from ..qc_vocabulary import FLAGS, SOURCES, STOP_REASONS
 
 
 class InputError(ValueError):
@@ -83,9 +86,6 @@ def describe_validation(error: ValidationError) -> str:
     message = first.get("msg", "invalid")
     text = f"at {where}: {message}" if where else message
     return text + (f" (+{len(problems) - 1} more problems)" if len(problems) > 1 else "")
-
-
-M = TypeVar("M")
 
 
 def validate(path: str | Path, schema: Any, payload: Any) -> Any:
@@ -243,29 +243,13 @@ class TraceCsvRow(BaseModel):
     outside_seed_range: Annotated[float, Field(ge=0, le=1)] | None = None  # absent in older traces
     flag: str | None = None
 
-    @field_validator("source")
+    @field_validator("source", "stop_reason", "flag")
     @classmethod
-    def _source(cls, value: str) -> str:
-        if value not in ("seed", "propagated", "rejected", "stopped"):
-            raise ValueError(f"source {value!r} is not seed, propagated, rejected or stopped")
-        return value
-
-    @field_validator("stop_reason")
-    @classmethod
-    def _reason(cls, value: str | None) -> str | None:
-        from .qc import STOP_REASONS
-
-        if value and value not in STOP_REASONS:
-            raise ValueError(f"stop_reason {value!r} is not one of {', '.join(STOP_REASONS)}")
-        return value
-
-    @field_validator("flag")
-    @classmethod
-    def _flag(cls, value: str | None) -> str | None:
-        from .qc import FLAGS
-
-        if value and value not in FLAGS:
-            raise ValueError(f"flag {value!r} is not one of {', '.join(FLAGS)}")
+    def _known_word(cls, value: str | None, info: ValidationInfo) -> str | None:
+        words = {"source": SOURCES, "stop_reason": STOP_REASONS, "flag": FLAGS}[info.field_name]
+        if value not in words and (value or info.field_name == "source"):  # "": no stop, no flag
+            *most, last = words
+            raise ValueError(f"{info.field_name} {value!r} is not {', '.join(most)} or {last}")
         return value
 
 

@@ -9,30 +9,16 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from ..qc_vocabulary import FLAGS, STOP_REASONS
 from .atomic import atomic_write
-
-STOP_REASONS = {
-    "empty": "the mask vanished",
-    "low_iou": "predicted IoU under the threshold",
-    "low_neighbour_iou": "IoU with the previous slice under the threshold",
-    "stop_marker": "a stop marker on this slice",
-    "reached_seed": "reached another seed slice",
-    "met": "met the front coming from the other side",
-    "volume_end": "reached the end of the volume",
-    "max_steps": "walked the maximum number of slices",
-}
-
-#: Advisory flags: "look here", the mask was kept as it is (see ``volume/leak_check.py``).
-FLAGS = {
-    "leak": "much of the mask lies outside the seed's intensity range: it may have leaked into a neighbour",
-}
+from .inputs import TraceCsvRow, read_csv_rows
 
 
 @dataclass
 class TraceRow:
-    """One object on one slice. ``source``: seed, propagated, rejected (judged and not written)
-    or stopped (a stop marker kept the front out). ``direction``: +1 / -1, 0 for seeds and for
-    a slice reached from both sides at once. ``outside_seed_range``: the fraction of the mask
+    """One object on one slice, in the words of :mod:`napari_sammed.core.qc_vocabulary`:
+    ``source`` one of ``SOURCES``, ``stop_reason`` a ``STOP_REASONS`` key or "". ``direction``:
+    +1 / -1, 0 for seeds and for a slice reached from both sides at once. ``outside_seed_range``: the fraction of the mask
     whose intensity lies outside the seed's; ``flag``: a ``FLAGS`` key, "" when nothing to see."""
 
     object_id: int
@@ -73,28 +59,13 @@ def trace_to_csv(rows: Iterable[TraceRow]) -> str:
     return out.getvalue()
 
 
-def trace_from_csv(text: str) -> list[TraceRow]:
-    """QC trace rows back from CSV text (validated); traces written before the leak check
-    (without its two columns) read back with no flags."""
-    rows = []
-    for values in csv.DictReader(io.StringIO(text)):
-        outside = values.get("outside_seed_range") or ""
-        rows.append(TraceRow(
-            int(values["object_id"]), int(values["slice"]), values["source"],
-            float(values["predicted_iou"]) if values["predicted_iou"] else None,
-            float(values["neighbour_iou"]) if values["neighbour_iou"] else None,
-            int(values["area"]), int(values["direction"]), values["stop_reason"],
-            float(outside) if outside else None, values.get("flag") or "",
-        ))
-    return rows
-
-
-def read_trace_csv(path: str | Path) -> list[TraceRow]:
-    """A QC trace CSV (as ``save_trace`` writes it), every row validated; errors name file and line."""
-    from .inputs import TraceCsvRow, read_csv_rows
-
+def read_trace_csv(path: str | Path, text: str | None = None) -> list[TraceRow]:
+    """A QC trace CSV (as ``save_trace`` writes it; ``text``: its content, already read), every
+    row validated, errors naming file and line. Traces written before the leak check (without
+    its two columns) read back with no flags."""
     return [TraceRow(r.object_id, r.slice, r.source, r.predicted_iou, r.neighbour_iou, r.area, r.direction,
-                     r.stop_reason or "", r.outside_seed_range, r.flag or "") for r in read_csv_rows(path, TraceCsvRow)]
+                     r.stop_reason or "", r.outside_seed_range, r.flag or "")
+            for r in read_csv_rows(path, TraceCsvRow, text)]
 
 
 def object_summary(rows: Iterable[TraceRow]) -> dict[int, dict]:

@@ -16,6 +16,7 @@ import numpy as np
 
 from .budget import check_memory
 from .dicom import read_dicom_series
+from .error_text import first_line
 from .inputs import InputError
 from .orientation import display_spacing, source_axcodes, to_display
 
@@ -124,11 +125,6 @@ def check_dtype(path: Path, dtype: np.dtype, what: str = "voxels") -> None:
         raise InputError(path, f"{what} are of type {dtype}: expected integers or real numbers")
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:200] if text else type(error).__name__
-
-
 def check_voxel_count(path: Path, shape: tuple[int, ...], itemsize: int, available: int | None = None,
                       ratio: int = 1, copies: int = READ_COPIES) -> None:
     """Refuse, before allocating, a header whose declared voxels the file cannot hold, or whose
@@ -172,7 +168,7 @@ def read_nifti(path: Path) -> Volume:
         shape, itemsize = tuple(img.shape), img.get_data_dtype().itemsize
         zooms, affine = tuple(float(z) for z in img.header.get_zooms()[: len(shape)]), np.asarray(img.affine)
     except Exception as error:  # noqa: BLE001 - nibabel raises many types for bad files
-        raise InputError(path, f"cannot read NIfTI: {_first_line(error)}") from None
+        raise InputError(path, f"cannot read NIfTI: {first_line(error)}") from None
     if len(shape) not in (2, 3):
         raise InputError(path, f"expected a 2D or 3D image, got shape {shape}")
     check_dtype(path, img.get_data_dtype(), f"voxels (NIfTI datatype {img.header.get_value_label('datatype')})")
@@ -186,7 +182,7 @@ def read_nifti(path: Path) -> Volume:
     try:
         data = np.asarray(img.dataobj)
     except Exception as error:  # noqa: BLE001
-        raise InputError(path, f"cannot read NIfTI: {_first_line(error)}") from None
+        raise InputError(path, f"cannot read NIfTI: {first_line(error)}") from None
     axcodes = source_axcodes(affine) if data.ndim == 3 else None
     return Volume(
         np.ascontiguousarray(to_display(data.T, axcodes)), display_spacing(zooms[::-1], axcodes),
@@ -224,7 +220,7 @@ def read_tiff(path: Path) -> Volume:
     except InputError:
         raise
     except Exception as error:  # noqa: BLE001 - tifffile raises many types for bad files
-        raise InputError(path, f"cannot read TIFF: {_first_line(error)}") from None
+        raise InputError(path, f"cannot read TIFF: {first_line(error)}") from None
     check_geometry(path, spacing)
     return Volume(data, tuple(spacing), None, str(path), "tiff")
 
@@ -251,7 +247,7 @@ def read_zarr(path: Path) -> Volume:
     except InputError:
         raise
     except Exception as error:  # noqa: BLE001 - zarr raises many types for bad stores
-        raise InputError(path, f"cannot read zarr: {_first_line(error)}") from None
+        raise InputError(path, f"cannot read zarr: {first_line(error)}") from None
     check_geometry(path, spacing)
     return Volume(data, spacing, None, str(path), "zarr")
 
@@ -285,10 +281,10 @@ def read_image(path: str | Path, mode: str | None = None) -> np.ndarray:
     except InputError:
         raise
     except Image.DecompressionBombError as error:
-        raise InputError(path, f"{_first_line(error).split(', could be')[0]} (Pillow refuses such images as "
+        raise InputError(path, f"{first_line(error).split(', could be')[0]} (Pillow refuses such images as "
                                "possible decompression bombs)") from None
     except (OSError, ValueError, SyntaxError, EOFError) as error:  # PIL: unidentified, truncated, corrupt
-        raise InputError(path, f"cannot read image ({' '.join(_first_line(error).split())})") from None
+        raise InputError(path, f"cannot read image ({' '.join(first_line(error).split())})") from None
 
 
 def _plain_mode(image) -> str:

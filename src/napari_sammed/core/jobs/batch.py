@@ -29,6 +29,7 @@ import numpy as np
 
 from ..io.atomic import atomic_write
 from ..io.hashing import json_hash
+from ..io.tables import text_table
 from .cluster import check_address, dask_client, parse_cluster
 from .plan import CaseSpec, Plan
 from .resume import (
@@ -391,8 +392,4 @@ def write_summary(rows: list[dict], path: Path) -> Path:
 
 def format_table(rows: list[dict]) -> str:
     """The summary as an aligned text table (what the CLI prints)."""
-    cells = [list(COLUMNS)] + [[str(r[c]) for c in COLUMNS] for r in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS) - 1)]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(line[:-1], widths, strict=True)) + "  " + line[-1]
-             for line in cells]
-    return "\n".join(line.rstrip() for line in lines)
+    return text_table(COLUMNS, [[r[c] for c in COLUMNS] for r in rows], left=len(COLUMNS))

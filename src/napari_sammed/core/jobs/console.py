@@ -124,8 +124,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                    help="SAM-Med2D / SAM / MedSAM / LiteMedSAM checkpoint (.pth, .safetensors); "
                         "none: the bundled LiteMedSAM (medical, box prompts)")
     p.add_argument("--kind", default=None,
-                   help="force a model kind (e.g. medsam, lite-medsam); weight-free: the classical "
-                        "intensity segmenter (no network)")
+                   help="force a model kind (e.g. medsam, lite-medsam); weight-free: the intensity "
+                        "segmenter (no network)")
     p.add_argument("--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N, mps")
     p.add_argument("--dtype", default="fp32", help="image encoder precision: fp32, bf16, fp16 (GPU)")
     p.add_argument("--batch-size", type=int, default=4, help="slices embedded per model call")

@@ -18,16 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from skimage.measure import label as connected_components
-from skimage.measure import regionprops
 
-from ..engine.frame import nearest_indices
+from ..engine.frame import ProtocolFrame, mask_box
 from ..engine.slice_engine import Prediction, SliceEngine
 from ..io.inputs import InputError, Sammed2dTest, load_json
 from ..io.paths import dataset_entry
 from ..io.read import read_image
+from ..io.tables import text_table
 from ..volume.metrics import dice
 
 FRAME = 256
@@ -75,35 +73,13 @@ def read_test_set(dataset: str | Path) -> list[TestMask]:
     return items
 
 
-class Frame:
-    """Padding or nearest resizing into the 256 frame, and the way back for logits."""
-
-    def __init__(self, height: int, width: int, size: int = FRAME) -> None:
-        self.height, self.width, self.size = height, width, size
-        self.pad = height < size and width < size
-        self.top, self.left = (size - height) // 2, (size - width) // 2
-
-    def forward(self, array: np.ndarray) -> np.ndarray:
-        if self.pad:
-            out = np.zeros((self.size, self.size, *array.shape[2:]), array.dtype)
-            out[self.top : self.top + self.height, self.left : self.left + self.width] = array
-            return out
-        rows, cols = nearest_indices(self.height, self.size), nearest_indices(self.width, self.size)
-        return array[rows][:, cols]
-
-    def back(self, logits: np.ndarray) -> np.ndarray:
-        if self.pad:
-            return logits[self.top : self.top + self.height, self.left : self.left + self.width]
-        x = torch.from_numpy(np.ascontiguousarray(logits, np.float32))[None, None]
-        return F.interpolate(x, (self.height, self.width), mode="bilinear", align_corners=False)[0, 0].numpy()
-
-
 def largest_component_box(mask: np.ndarray) -> np.ndarray:
-    """(x0, y0, x1, y1) of the largest connected component, as skimage's regionprops gives it."""
-    regions = regionprops(connected_components(mask.astype(np.uint8)))
-    biggest = max(regions, key=lambda r: r.area)
-    y0, x0, y1, x1 = biggest.bbox
-    return np.array([x0, y0, x1, y1], float)
+    """(x0, y0, x1, y1) of the largest connected component (the first of equals, as the
+    protocol's regionprops picks it)."""
+    components = connected_components(mask.astype(np.uint8))
+    sizes = np.bincount(components.ravel())
+    sizes[0] = 0  # the background
+    return mask_box(components == int(np.argmax(sizes)))
 
 
 def _pick(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -156,12 +132,12 @@ def evaluate(
         if item.image != embedded_image:  # the masks of one image share its embedding
             image = read_image(item.image, "RGB")
             image_shape = image.shape[:2]
-            embedding = engine.embed(Frame(*image_shape).forward(image)[None])[0]
+            embedding = engine.embed(ProtocolFrame(*image_shape, FRAME).forward(image)[None])[0]
             embedded_image = item.image
         truth = read_image(item.mask, "L") > 127
         if truth.shape != image_shape:
             raise ValueError(f"{item.mask.name} is {truth.shape}, its image {image_shape}")
-        frame = Frame(*truth.shape)
+        frame = ProtocolFrame(*truth.shape, FRAME)
         framed_truth = frame.forward(truth)
         for mode in modes:
             if not framed_truth.any():
@@ -187,17 +163,11 @@ def summarise(scores: list[MaskScore]) -> tuple[list[str], dict[str, dict[str, t
 
 
 def format_table(scores: list[MaskScore], title: str = "") -> str:
-    """Mean Dice per class and prompt mode, as an aligned text table."""
+    """Mean Dice (%) per class and prompt mode, as an aligned text table."""
     modes, table = summarise(scores)
-    width = max(len(k) for k in table) + 2
-    lines = [title] if title else []
-    lines.append(f"{'class':<{width}}{'n':>4}" + "".join(f"{m:>8}" for m in modes))
-    for key, row in table.items():
-        if key == "overall":
-            lines.append("-" * (width + 4 + 8 * len(modes)))
-        n = next(iter(row.values()))[0]
-        lines.append(f"{key:<{width}}{n:>4}" + "".join(f"{100 * row[m][1]:>8.2f}" if m in row else f"{'':>8}" for m in modes))
-    return "\n".join(lines)
+    rows = [[key, next(iter(row.values()))[0], *(f"{100 * row[m][1]:.2f}" if m in row else "" for m in modes)]
+            for key, row in table.items()]
+    return (f"{title}\n" if title else "") + text_table(["class", "n", *modes], rows, rule_before_last=True)
 
 
 def to_csv(scores: list[MaskScore]) -> str:

@@ -57,7 +57,8 @@ def _check_window(value):
     return value
 
 
-Window = Annotated[str | tuple[float, float] | None, AfterValidator(_check_window)]
+#: A plan's window as ``--window`` takes it (a preset name or [low, high]); not ``io.windowing.Window``.
+WindowOption = Annotated[str | tuple[float, float] | None, AfterValidator(_check_window)]
 
 
 class CaseSpec(_Strict):
@@ -67,7 +68,7 @@ class CaseSpec(_Strict):
     image: Path
     seeds: Path | None = None  # label volume or prompts JSON (propagate step)
     labels: Path | None = None  # finished labels, for plans without the propagate step
-    window: Window = None  # default: the plan's
+    window: WindowOption = None  # default: the plan's
 
     @field_validator("name")
     @classmethod
@@ -121,7 +122,7 @@ class Plan(_Strict):
     cases: list[CaseSpec] = Field(min_length=1)
     export: ExportSpec | None = None
     class_names: dict[int, str] = {}
-    window: Window = None  # auto: ct-soft-tissue for a CT in HU, else percentile (resolve_window)
+    window: WindowOption = None  # auto: ct-soft-tissue for a CT in HU, else percentile (resolve_window)
     axis: Literal["z", "y", "x"] = "z"  # propagation axis
     propagation: PropagationSpec = PropagationSpec()
     samaug: SamaugSpec = SamaugSpec()
@@ -159,7 +160,7 @@ class Plan(_Strict):
                 raise ValueError(f"case {case.name!r}: the propagate step needs seeds")
         return self
 
-    def window_of(self, case: CaseSpec) -> Window:
+    def window_of(self, case: CaseSpec) -> WindowOption:
         return case.window if case.window is not None else self.window
 
 

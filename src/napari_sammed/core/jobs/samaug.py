@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.automatic_masks import AmgSettings
-from ..engine.samaug import augmented_uint8, samaug_slice
+from ..engine.samaug_priors import augmented_uint8, samaug_slice
 from ..export.case import Priors
 from ..io.atomic import atomic_write, temp_file
 from ..io.inputs import InputError, InputWarning

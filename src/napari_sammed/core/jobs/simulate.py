@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine.frame import mask_box
 from ..engine.slice_engine import SliceEngine
 from ..io.read import read_volume
 from ..io.tables import markdown_table
@@ -58,9 +59,7 @@ def reference_box(reference: np.ndarray) -> tuple[int, np.ndarray, tuple[int, in
     if slices.size == 0:
         raise ValueError("the reference is empty")
     middle = int(slices[len(slices) // 2])
-    rows, cols = np.nonzero(reference[middle])
-    box = np.array([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], float)
-    return middle, box, (int(slices[0]), int(slices[-1]))
+    return middle, mask_box(reference[middle]), (int(slices[0]), int(slices[-1]))
 
 
 def simulate_class(annotator: VolumeAnnotator, class_id: int, reference: np.ndarray, spacing,

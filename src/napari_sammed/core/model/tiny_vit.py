@@ -101,8 +101,8 @@ def expand_depthwise_project(
     in bands of ``rows`` output rows; the same numbers as the whole-image call.
 
     Why: at 256 x 256 the expanded tensors are 32-67 MB per slice. Allocations that large are
-    fresh mmaps in glibc, and first-touching their pages cost as much as the arithmetic (measured:
-    GELU 60-75 ms on a fresh 67 MB output, 16-21 ms on reused memory). Bands of a few MB are
+    fresh mmaps in glibc, and first-touching their pages costs as much as the arithmetic (timings
+    in docs/benchmarks.md). Bands of a few MB are
     recycled by the allocator, stay warmer in cache and let the activations run in place.
     ``conv1``/``conv3`` are pointwise; ``conv2`` is the 3x3 depthwise conv (stride 1 or 2), so a
     band reads one halo row of the expanded tensor on each side, zero-padded at the image edge.
@@ -159,8 +159,8 @@ class Attention(nn.Module):
     @torch.no_grad()
     def freeze_bias(self) -> None:
         """Gather the bias table once (inference), as (1, heads, N, N): saves a gather per call,
-        and with a 4-D mask SDPA takes its fused CPU kernel (measured 11.6 ms vs 31 ms for the
-        3-D mask's unfused path and 19 ms for matmul + softmax, stage-3 windows)."""
+        and with a 4-D mask SDPA takes its fused CPU kernel, faster than the 3-D mask's unfused
+        path and than matmul + softmax (timings in docs/benchmarks.md)."""
         self.frozen_bias = self.bias().detach()[None].contiguous()
 
     def forward(self, x: Tensor) -> Tensor:

@@ -43,8 +43,8 @@ from .propagation import (
 )
 
 #: A click whose mask outgrows the object's largest slice this many times has found another
-#: (larger) structure under it: measured on the shared CT/MR, such clicks took small objects'
-#: Dice from .55-.75 to under .15.
+#: (larger) structure under it: on the shared CT/MR such clicks ruined small objects
+#: (docs/benchmarks.md).
 MAX_GROWTH = 2.5
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..engine.frame import mask_box
 from ..engine.slice_engine import Prediction, Prompt
 from ..io.qc import FrontEnd, TraceRow
 from .embeddings import get_slice
@@ -118,9 +119,7 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def enlarged_box(mask: np.ndarray, margin: float, min_margin: float) -> np.ndarray:
     """XYXY box (pixel edges) around a mask, grown per side by ``margin`` x size (>= min_margin)."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    x0, x1, y0, y1 = cols[0], cols[-1] + 1, rows[0], rows[-1] + 1
+    x0, y0, x1, y1 = mask_box(mask)
     grow_x = max(margin * (x1 - x0), min_margin)
     grow_y = max(margin * (y1 - y0), min_margin)
     h, w = mask.shape

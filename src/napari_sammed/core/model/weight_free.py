@@ -1,4 +1,4 @@
-"""Weight-free, prompt-driven segmenter: the offline default behind the SAM interface.
+"""The weight-free segmenter: prompt-driven, by intensity, behind the SAM interface.
 
 It is *not* a neural network and never pretends to be one. It works in the same 256x256 frame
 and returns the same outputs (logits, a quality score, 64x64 low-res logits) as SAM-Med2D, so
@@ -18,13 +18,13 @@ import torch
 from scipy import ndimage as ndi
 
 KIND = "weight-free"
-LABEL = "weight-free classical segmenter (no neural network)"
+LABEL = "weight-free segmenter (intensity, no neural network)"
 FRAME = 256
 LOW_RES = 64
 
 
 @dataclass(frozen=True)
-class ClassicalSpec:
+class WeightFreeSpec:
     """The weight-free family's one spec: SAM-Med2D's frame and pre-processing, no network."""
 
     kind: str = KIND
@@ -37,12 +37,12 @@ class ClassicalSpec:
         return asdict(self)
 
 
-def build_classical(spec: ClassicalSpec, device: str | torch.device = "cpu") -> ClassicalModel:
+def build_weight_free(spec: WeightFreeSpec, device: str | torch.device = "cpu") -> WeightFreeModel:
     """The segmenter at its default settings (it holds no weights, so ``device`` is moot)."""
-    return ClassicalModel()
+    return WeightFreeModel()
 
 
-class ClassicalModel:
+class WeightFreeModel:
     """The segmenter: prompts in its 256 x 256 frame -> logits and a quality score."""
 
     def __init__(self, tolerance: float = 2.0, min_tolerance: float = 4.0, smoothing: float = 1.0,
@@ -53,7 +53,7 @@ class ClassicalModel:
         self.smoothing = smoothing
 
     def __repr__(self) -> str:
-        return f"ClassicalModel({LABEL})"
+        return f"WeightFreeModel({LABEL})"
 
     def describe(self) -> dict:
         return {"kind": KIND, "label": LABEL, "checkpoint_sha256": None,

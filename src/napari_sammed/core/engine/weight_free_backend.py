@@ -1,4 +1,4 @@
-"""The weight-free family's backend: the classical segmenter behind the backend contract."""
+"""The weight-free family's backend: the intensity segmenter behind the backend contract."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from .backends import Backend
 from .frame import nearest_indices
 
 
-class ClassicalBackend(Backend):
+class WeightFreeBackend(Backend):
     """The weight-free segmenter; its "embedding" is the slice itself at 256 x 256."""
 
     auto_masks = "regions"
