@@ -186,7 +186,7 @@ class bar(Progress):
     def __enter__(self) -> Progress:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *_exc_info) -> None:
         self.close()
 
 

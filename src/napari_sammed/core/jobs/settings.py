@@ -20,9 +20,6 @@ from ..engine.automatic_masks import AmgSettings
 from ..export.entry import ExportOptions
 from ..volume.propagation import PropagationSettings
 
-#: The settings each command's options fill (the command's other arguments are files).
-JOB_SETTINGS = {"propagate": PropagationSettings, "samaug": AmgSettings, "export": ExportOptions}
-
 #: {settings class: {field: (help, option name or None for ``--field-name``)}}: the settings the
 #: command line offers; the rest keep their defaults there.
 CLI_HELP: dict[type, dict[str, tuple[str, str | None]]] = {
