@@ -186,9 +186,13 @@ class PriorMaker:
         self.computed = 0
 
     def __call__(self, image: np.ndarray) -> Priors:
-        from napari_sammed.core.engine.automatic_masks import AmgSettings
+        import inspect
 
-        key = hashlib.sha1(image.tobytes() + json.dumps(AmgSettings().as_dict()).encode()).hexdigest()[:20]
+        from napari_sammed.core.engine import automatic_masks
+
+        # The module's source is in the key: a change to the proposals must not reuse old priors.
+        recipe = json.dumps(automatic_masks.AmgSettings().as_dict()) + inspect.getsource(automatic_masks)
+        key = hashlib.sha1(image.tobytes() + recipe.encode()).hexdigest()[:20]
         path = self.cache / f"{key}.npz"
         if path.exists():
             z = np.load(path)

@@ -292,15 +292,15 @@ def test_samaug_region_boxes_find_organs(engine, organ_slices):
     """Automatic masks for a box-trained model: region boxes refined by LiteMedSAM.
 
     Measured, masks per slice and the best IoU with the organ whose middle slice it is: CT
-    spleen 10 / .52, right kidney 12 / .44, left kidney 15 / .90, liver 10 / .14; MR 22 / .74,
-    24 / .87, 21 / .81, 22 / .18. The MR organs and the CT's left kidney are found whole; the
-    liver's region boxes stay fragments. On a 512² data_demo slice: 19 masks, aorta .87, liver .76.
+    spleen 18 / .78, right kidney 15 / .46, left kidney 21 / .87, liver 18 / .86; MR 39 / .74,
+    35 / .87, 32 / .81, 31 / .55. Before the merged regions (issue 26) the liver stayed in
+    fragments: CT .14, MR .18, spleen .52.
     """
     from napari_sammed.core.engine.automatic_masks import AmgSettings, automatic_masks
 
-    name, image, truth, emb = organ_slices[5]  # MR kidney_right
+    name, image, truth, emb = organ_slices[3]  # CT liver
     auto = automatic_masks(engine, emb, truth.shape, AmgSettings(), image=image)
     assert auto.method == "lite-medsam region boxes" and len(auto.masks) >= 5
     best = max(float((m & truth).sum() / (m | truth).sum()) for m in auto.masks)
-    assert best >= 0.8, name
+    assert best >= 0.7, (name, best)
     assert np.all(auto.stability_scores >= 0.8) and np.all(auto.predicted_ious >= 0.5)

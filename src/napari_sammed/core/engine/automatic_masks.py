@@ -152,9 +152,9 @@ def region_box_masks(engine, embedding, image_size, settings: AmgSettings, image
 
     A box-only network (LiteMedSAM) answers a lone point with nothing and a blind box grid with
     fragments; the box of a homogeneous region is the prompt it was trained on. Regions come
-    from two Felzenszwalb scales on the 256 frame (so their number does not grow with the slice
-    size); each mask is decoded again from its own box grown by 3 frame px, which grows a
-    fragment's mask towards the whole organ.
+    from Felzenszwalb and its merged regions on the 256 frame (so their number does not grow
+    with the slice size, see ``_region_boxes``); each mask is decoded again from its own box
+    grown by 3 frame px, which grows a fragment's mask towards the whole organ.
     """
     emb = engine.as_embedding(embedding)
     tf = engine.transform(image_size)
@@ -174,10 +174,19 @@ def region_box_masks(engine, embedding, image_size, settings: AmgSettings, image
     return _finish(engine, kept_logits, kept_ious, kept_stability, image_size, settings, f"{engine.kind} region boxes")
 
 
+REGION_SCALES = (200, 800, 3000)  # Felzenszwalb scales on the 256 frame
+MERGE_THRESHOLDS = (10, 20)  # mean grey-level steps under which neighbouring regions merge
+
+
 def _region_boxes(image: np.ndarray, tf) -> np.ndarray:
-    """XYXY frame boxes of Felzenszwalb regions (scales 200 and 800) of the slice at frame size,
-    at least 0.2 % and at most 80 % of the frame side; near-duplicates dropped."""
-    from skimage.measure import regionprops
+    """XYXY frame boxes of region proposals on the slice at frame size.
+
+    Felzenszwalb regions at three scales, and the same regions merged with their neighbours
+    when their mean grey levels differ by less than 10 or 20 (a region adjacency graph cut):
+    a large homogeneous organ (the liver) comes out of Felzenszwalb in fragments that only the
+    merge joins. Boxes must stay under 80 % of the frame side; repeated boxes are decoded once.
+    """
+    from skimage.graph import cut_threshold, rag_mean_color
     from skimage.segmentation import felzenszwalb
     from skimage.transform import resize
 
@@ -185,12 +194,24 @@ def _region_boxes(image: np.ndarray, tf) -> np.ndarray:
     small = resize(grey, tf.inner, order=1, preserve_range=True, anti_aliasing=True)
     min_size = max(16, small.size // 500)
     boxes = []
-    for scale in (200, 800):
-        for region in regionprops(felzenszwalb(small, scale=scale, sigma=0.8, min_size=min_size) + 1):
-            r0, c0, r1, c1 = region.bbox
-            if (c1 - c0) < 0.8 * tf.inner[1] and (r1 - r0) < 0.8 * tf.inner[0]:
-                boxes.append((c0, r0, c1, r1))
+    for scale in REGION_SCALES:
+        labels = felzenszwalb(small, scale=scale, sigma=0.8, min_size=min_size)
+        boxes += _label_boxes(labels, tf.inner)
+        graph = rag_mean_color(small[..., None], labels)
+        for threshold in MERGE_THRESHOLDS:
+            boxes += _label_boxes(cut_threshold(labels, graph, threshold), tf.inner)
     return np.unique(np.asarray(boxes, np.float64).reshape(-1, 4), axis=0)
+
+def _label_boxes(labels: np.ndarray, inner: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """XYXY boxes of the regions of ``labels`` narrower and lower than 80 % of ``inner``."""
+    from skimage.measure import regionprops
+
+    boxes = []
+    for region in regionprops(labels + 1):
+        r0, c0, r1, c1 = region.bbox
+        if (c1 - c0) < 0.8 * inner[1] and (r1 - r0) < 0.8 * inner[0]:
+            boxes.append((c0, r0, c1, r1))
+    return boxes
 
 
 def _drop_small(masks, stability, ious, settings):
