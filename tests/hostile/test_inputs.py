@@ -76,6 +76,9 @@ def test_bad_qc_csv(tmp_path, capsys, case_files, csv, fragment):
     ("image2label_train.json", '{"ds/images/a.png": "ds/masks/a_x_000.png"}', "Input should be a valid list"),
     ("label2image_test.json", "{", "not valid JSON"),
     ("napari_sammed_provenance.json", '{"cases": []}', "at cases: Input should be a valid dictionary"),
+    # issue 24: RecursionError tracebacks before
+    ("image2label_train.json", "[" * 100_000 + "]" * 100_000, "not usable JSON: nested too deeply"),
+    ("napari_sammed_provenance.json", "[" * 100_000 + "]" * 100_000, "not usable JSON: nested too deeply"),
 ])
 def test_bad_sammed2d_index_on_append(tmp_path, capsys, case_files, name, payload, fragment):
     image, labels = case_files
