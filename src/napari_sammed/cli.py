@@ -332,9 +332,10 @@ def _is_bad_input(error: BaseException) -> bool:
 
 
 def _one_line(error: BaseException) -> str:
+    from .core.io.error_text import squeezed
+
     text = error.for_cli() if hasattr(error, "for_cli") else str(error)  # options as --append, --overwrite
-    text = " ".join(text.split()) or type(error).__name__
-    return text if len(text) <= 600 else text[:600] + " ..."
+    return squeezed(text, 600) or type(error).__name__
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""One way to quote an error inside a one-line message (a file we refuse, a load that failed)."""
+"""How errors become one line: quoted inside a message (a file we refuse, a load that failed) or
+shown whole (the CLI's error line, a batch summary row)."""
 
 from __future__ import annotations
 
@@ -8,3 +9,9 @@ def first_line(error: BaseException, limit: int = 200) -> str:
     message is empty (torch's bare asserts, some decoders' ``KeyError()``)."""
     lines = str(error).strip().splitlines()
     return lines[0][:limit] if lines else type(error).__name__
+
+
+def squeezed(text: str, limit: int) -> str:
+    """A whole message on one line (whitespace runs become one space), cut at ``limit`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + " ..."

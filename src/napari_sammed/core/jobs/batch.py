@@ -98,10 +98,12 @@ def engine_loads(model: ModelConfig) -> int:
 # ---- one case ------------------------------------------------------------------------------
 def one_line(error: BaseException) -> str:
     """An error as one line for the summary (type named unless it is a plain input error)."""
-    text = " ".join(str(error).split()) or "(no message)"
+    from ..io.error_text import squeezed
+
+    text = squeezed(str(error), 400) or "(no message)"
     if not isinstance(error, ValueError | FileNotFoundError | FileExistsError):
         text = f"{type(error).__name__}: {text}"
-    return text[:400]
+    return text
 
 
 def peak_rss_mib() -> float | None:
