@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from napari_sammed._napari.export_widget import FORMAT_NAMES, SETTINGS, ExportWidget
+from napari_sammed._napari.export_widget import FORMAT_NAMES, SETTINGS
 from napari_sammed.core.export.entry import ExportOptions
 
 
 def test_dock_fields_are_export_settings_with_their_defaults(make_napari_viewer):
-    widget = ExportWidget(make_napari_viewer())
+    _dock, widget = make_napari_viewer().window.add_plugin_dock_widget("napari-sammed", "Export training data")
     defaults = {f.name: f.default for f in dataclasses.fields(ExportOptions)}
     for attribute, names in SETTINGS.items():
         assert all(name in defaults for name in names), f"dock {attribute} sets no ExportOptions field"
