@@ -202,6 +202,7 @@ def _region_boxes(image: np.ndarray, tf) -> np.ndarray:
             boxes += _label_boxes(cut_threshold(labels, graph, threshold), tf.inner)
     return np.unique(np.asarray(boxes, np.float64).reshape(-1, 4), axis=0)
 
+
 def _label_boxes(labels: np.ndarray, inner: tuple[int, int]) -> list[tuple[int, int, int, int]]:
     """XYXY boxes of the regions of ``labels`` narrower and lower than 80 % of ``inner``."""
     from skimage.measure import regionprops
