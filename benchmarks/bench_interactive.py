@@ -22,7 +22,7 @@ import napari_sammed as ns
 from napari_sammed.core.io.read import read_volume
 from napari_sammed.core.io.tables import markdown_table
 from napari_sammed.core.io.windowing import resolve_window
-from napari_sammed.core.jobs.simulate import simulate, summary
+from napari_sammed.core.jobs.simulate import SimulateSettings, simulate, summary
 from napari_sammed.core.volume.metrics import dice
 from napari_sammed.core.volume.propagation import PropagationSettings
 
@@ -51,15 +51,16 @@ def protocol_rows(engine, args) -> tuple[list[list], dict]:
         volume, labels, window = load(name)
         store, seconds = embedded(engine, volume.data, window)
         classes = [int(v) for v in np.unique(labels) if v] if args.all_classes else list(ORGANS)
-        for mode, incremental in (("incremental", True), ("from scratch", False)):
-            runs = simulate(store, labels, volume.spacing, classes, args.clicks, incremental)
+        for mode, from_scratch in (("incremental", False), ("from scratch", True)):
+            settings = SimulateSettings(clicks=args.clicks, from_scratch=from_scratch)
+            runs = simulate(store, labels, volume.spacing, classes, settings)
             means[(name, mode)] = summary(runs) | {"slowest": max(max(r.seconds[1:], default=0.0) for r in runs)}
             rows += [[name, ORGANS.get(run.class_id, run.class_id), mode, *(f"{d:.3f}" for d in run.dice),
                       f"{run.dsc_auc:.2f}", f"{run.nsd[-1]:.3f}", f"{np.mean(run.seconds[1:]):.2f}"] for run in runs]
         fresh = []  # each class on a volume nobody embedded yet: its interactions embed what they need
         for class_id in classes[: args.fresh_classes]:
             store = ns.VolumeEmbeddings(engine, volume.data, resolve_window(volume.data, window), "z")
-            fresh += simulate(store, labels, volume.spacing, [class_id], args.clicks)[0].seconds
+            fresh += simulate(store, labels, volume.spacing, [class_id], SimulateSettings(clicks=args.clicks))[0].seconds
         if fresh:
             means[(name, "fresh")] = {"seconds": float(np.mean(fresh)), "first": float(max(fresh)),
                                       "embed_all": seconds}

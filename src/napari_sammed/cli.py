@@ -28,7 +28,9 @@ from .core.jobs.console import (
     status,
     status_lines,
 )
+from .core.jobs.evaluate import EvaluateSettings
 from .core.jobs.settings import from_args
+from .core.jobs.simulate import SimulateSettings
 from .core.volume.propagation import PropagationSettings
 
 
@@ -143,20 +145,20 @@ def cmd_export(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .core.jobs.evaluate import evaluate, format_table, to_csv
+    from .core.jobs.evaluate import EvaluateSettings, evaluate, format_table, to_csv
 
+    settings = from_args(EvaluateSettings, args)
     if args.csv:
         from .core.io.write import check_output
 
         check_output(args.csv, overwrite=True)
     engine = load_engine(args)
-    modes = tuple(m.strip() for m in args.prompts.split(",") if m.strip())
     with bar("evaluating", "mask") as progress:
-        scores = evaluate(args.dataset, engine, modes, args.seed, progress)
+        scores = evaluate(args.dataset, engine, settings, progress)
     sha = engine.describe().get("checkpoint_sha256")
     label = engine.label + (f" sha256 {sha[:12]}" if sha else "")
-    print(format_table(scores, f"Dice (%) on {args.dataset}, {len(scores) // max(len(modes), 1)} masks, "
-                               f"seed {args.seed} - {label}"))
+    print(format_table(scores, f"Dice (%) on {args.dataset}, {len(scores) // len(settings.modes)} masks, "
+                               f"seed {settings.seed} - {label}"))
     csv_text = to_csv(scores)
     if args.csv:
         Path(args.csv).write_text(csv_text)
@@ -167,24 +169,22 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_simulate(args) -> int:
-    from .core.io.inputs import InputError
     from .core.io.write import check_output
-    from .core.jobs.simulate import format_report, simulate_files, to_csv
+    from .core.jobs.simulate import SimulateSettings, format_report, simulate_files, to_csv
 
+    settings = from_args(SimulateSettings, args)
     classes = parse_ids(args.classes, "--classes")
-    if args.clicks < 0:
-        raise InputError(None, f"--clicks {args.clicks}: give 0 or more")
     if args.csv:
         check_output(args.csv, args.overwrite)
     engine = load_engine(args)
     with bar("classes", "class") as progress:
-        report = simulate_files(args.image, args.labels, engine, parse_window(args.window), classes, args.clicks,
-                                args.cache_dir, not args.from_scratch, progress)
-    print(format_report(report, args.clicks, engine.label, args.from_scratch))
+        report = simulate_files(args.image, args.labels, engine, parse_window(args.window), classes, settings,
+                                args.cache_dir, progress)
+    print(format_report(report, engine.label))
     if args.csv:
         from .core.io.atomic import atomic_write
 
-        text = to_csv(report["runs"])
+        text = to_csv(report.runs)
         atomic_write(args.csv, lambda tmp: Path(tmp).write_text(text))
         print(f"CSV: {args.csv}")
     return 0
@@ -259,19 +259,14 @@ def _commands() -> list[Command]:
             "DatasetNNN_Name, or the folder for stacks.", model_free=True),
         Command("evaluate", cmd_evaluate, "SAM-Med2D test protocol (bbox, 1/3/5 points) on a dataset in its format", (
             arg("dataset", help="folder with label2image_test.json (e.g. data_demo)"),
-            arg("--prompts", default="bbox,1pt,3pt,5pt", help="prompt modes, comma-separated"),
-            arg("--seed", type=int, default=0, help="seed of the point sampling"),
-            arg("--csv", default=None, help="write the CSV here instead of printing it")), ("model",)),
+            arg("--csv", default=None, help="write the CSV here instead of printing it")), (EvaluateSettings, "model")),
         Command("simulate", cmd_simulate, "CVPR 2025 interactive 3D protocol (box + clicks) on your image and labels", (
             arg("image", help="3D NIfTI/TIFF/zarr/DICOM volume"),
             arg("labels", help="reference label volume of the same shape"),
             arg("--classes", default=None, help="comma-separated label ids (none: every class present)"),
-            arg("--clicks", type=int, default=5, help="clicks after the box"),
             arg("--csv", default=None, help="write one row per class and step here"),
             arg("--overwrite", action="store_true", help="replace an existing --csv file"),
-            arg("--from-scratch", action="store_true",
-                help="re-propagate the whole object after every interaction (what other tools do)"),
-            CACHE_DIR), ("model", "window"),
+            CACHE_DIR), (SimulateSettings, "model", "window"),
             "For each class of LABELS: a box on the reference's middle slice with its "
             "z-range, then simulated clicks at the centre of the largest error, each "
             "updating the 3D mask as the dock does. Prints Dice/NSD after every step, "

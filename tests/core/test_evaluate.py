@@ -14,6 +14,7 @@ from napari_sammed.cli import main
 from napari_sammed.core.engine.families import load_model
 from napari_sammed.core.engine.frame import ProtocolFrame, mask_box
 from napari_sammed.core.engine.slice_engine import SliceEngine
+from napari_sammed.core.errors import InputError
 from napari_sammed.core.jobs import evaluate as ev
 from tests.conftest import DATA_DEMO
 
@@ -151,8 +152,10 @@ def test_bad_datasets(tmp_path, capsys):
     (demo / "label2image_test.json").write_text(json.dumps(pairs))
     assert main(["evaluate", str(demo)]) == 2
     assert "does not exist" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="prompt mode"):
-        ev.evaluate(DATA_DEMO, SliceEngine(load_model(kind="weight-free")), ("lasso",))
+    with pytest.raises(InputError, match="prompt mode 'lasso'"):
+        ev.EvaluateSettings(prompts="bbox,lasso")
+    assert main(["evaluate", str(DATA_DEMO), "--prompts", ",,"]) == 2
+    assert "no prompt mode" in capsys.readouterr().err
 
 
 def test_the_score_table_is_the_shared_text_table():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -166,12 +169,10 @@ def test_lite_medsam_liver_leak_into_bowel_is_flagged(ct_liver):
 
 
 def test_the_propagate_report_names_the_flagged_slices():
-    from napari_sammed.core.jobs.propagate import format_report
+    from napari_sammed.core.jobs.propagate import PropagationReport, format_report
 
-    result = run(leak=True)
-    report = {"output": "out.nii.gz", "voxels_written": 1, "trace": ["out_qc.csv"],
-              "objects": object_summary(result.trace)}
+    report = PropagationReport(Path("out.nii.gz"), [Path("out_qc.csv")], 1, run(leak=True).trace)
     line = next(s for s in format_report(report, "test").splitlines() if s.startswith(f"  object {ORGAN}:"))
     assert line.endswith("look here: " + ", ".join(f"{k} (leak)" for k in LEAK_SLICES))
-    steady = {**report, "objects": object_summary(run(leak=False).trace)}
+    steady = dataclasses.replace(report, rows=run(leak=False).trace)
     assert "look here" not in format_report(steady, "test")

@@ -11,7 +11,9 @@ import pytest
 from napari_sammed.cli import build_parser
 from napari_sammed.core.engine.automatic_masks import AmgSettings
 from napari_sammed.core.export.entry import ExportOptions
+from napari_sammed.core.jobs.evaluate import EvaluateSettings
 from napari_sammed.core.jobs.plan import ExportSpec, PropagationSpec, SamaugSpec
+from napari_sammed.core.jobs.simulate import SimulateSettings
 from napari_sammed.core.volume.propagation import PropagationSettings
 
 #: command -> (settings dataclasses, options that are files or run policy, not settings)
@@ -20,6 +22,14 @@ COMMANDS = {
     "samaug": ((AmgSettings,), {"input", "outdir"}),
     "export": ((ExportOptions, AmgSettings),
                {"image", "labels", "output", "case", "class_names", "qc", "samaug_dir"}),
+    "evaluate": ((EvaluateSettings,), {"dataset", "csv"}),
+    "simulate": ((SimulateSettings,), {"image", "labels", "classes", "csv", "overwrite", "cache_dir"}),
+    # commands without settings: every option is a file, a place or a run policy
+    "convert-checkpoint": ((), {"input", "output", "overwrite"}),
+    "info": ((), set()),
+    "embed": ((), {"image", "cache_dir", "axis", "storage_dtype"}),
+    "demo": ((), {"checkpoint", "sample"}),
+    "batch": ((), {"plan", "outdir", "cluster", "scheduler"}),
 }
 COMMON = {"help", "checkpoint", "kind", "device", "dtype", "batch_size", "window"}
 
@@ -34,6 +44,11 @@ def _defaults(*classes) -> dict:
 def _subparser(name: str) -> argparse.ArgumentParser:
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     return sub.choices[name]
+
+
+def test_every_command_is_listed_here():
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == set(COMMANDS)
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))

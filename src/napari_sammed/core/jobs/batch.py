@@ -197,9 +197,9 @@ def run_case(case: CaseSpec, plan: Plan, outdir: str | Path, engine, model: Mode
 
             report = propagate_volume(embeddings.source, embeddings, case.image, case.seeds,
                                       case_dir / "labels.nii.gz", plan.propagation.settings(), overwrite=True)
-            for written in report["trace"]:  # labels_qc.csv/.json -> qc.csv/.json
+            for written in report.trace_files:  # labels_qc.csv/.json -> qc.csv/.json
                 os.replace(written, case_dir / f"qc{written.suffix}")
-            objects, iou = _trace_stats(report["rows"])
+            objects, iou = _trace_stats(report.rows)
             outputs += ["labels.nii.gz", "qc.csv", "qc.json"]
         if "samaug" in plan.steps:
             from .samaug import samaug_volume

@@ -32,6 +32,26 @@ FRAME = 256
 PROMPT_MODES = ("bbox", "1pt", "3pt", "5pt")
 
 
+@dataclass(frozen=True, kw_only=True)
+class EvaluateSettings:
+    """The protocol's knobs: ``prompts``, comma-separated modes (``bbox`` or ``Npt``), and the
+    ``seed`` of the point sampling (a seed gives the same points, hence the same Dice, every run)."""
+
+    prompts: str = ",".join(PROMPT_MODES)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for mode in self.modes:
+            if mode != "bbox" and not (mode.endswith("pt") and mode[:-2].isdigit() and int(mode[:-2]) >= 1):
+                raise InputError(None, f"unknown prompt mode {mode!r}; use bbox or Npt such as 1pt, 3pt, 5pt")
+        if not self.modes:
+            raise InputError(None, "no prompt mode; use bbox or Npt such as 1pt, 3pt, 5pt")
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        return tuple(m.strip() for m in self.prompts.split(",") if m.strip())
+
+
 @dataclass
 class TestMask:
     """One test mask of a SAM-Med2D dataset, its image and class."""
@@ -117,14 +137,11 @@ def predict_mode(engine: SliceEngine, embedding, truth: np.ndarray, mode: str, r
 def evaluate(
     dataset: str | Path,
     engine: SliceEngine,
-    modes: tuple[str, ...] = PROMPT_MODES,
-    seed: int = 0,
+    settings: EvaluateSettings = EvaluateSettings(),
     progress: Callable[[int, int], None] | None = None,
 ) -> list[MaskScore]:
     """Dice of every test mask under every prompt mode (reproducible for a given seed)."""
-    for mode in modes:
-        if mode != "bbox" and not (mode.endswith("pt") and mode[:-2].isdigit() and int(mode[:-2]) >= 1):
-            raise ValueError(f"unknown prompt mode {mode!r}; use bbox or Npt such as 1pt, 3pt, 5pt")
+    modes, seed = settings.modes, settings.seed
     items = read_test_set(dataset)
     scores: list[MaskScore] = []
     embedded_image, embedding, image_shape = None, None, None

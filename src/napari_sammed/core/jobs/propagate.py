@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from ..engine.slice_engine import Prompt, SliceEngine
 from ..io.inputs import InputError, NeedsOption, PromptFile, load_json
-from ..io.qc import object_summary, save_trace
-from ..io.read import Volume, file_stem, is_nifti, read_volume
+from ..io.qc import TraceRow, object_summary, save_trace
+from ..io.read import Volume, file_stem, read_volume
 from ..io.write import label_dtype, write_volume
 from ..volume.embeddings import VolumeEmbeddings
 from ..volume.propagation import Propagation, PropagationSettings, paint_masks, seeds_from_labels
@@ -47,6 +48,21 @@ objects: object id -> slice index -> a prompt with a "box" [x0, y0, x1, y1] and/
 the slice along --axis (x = column, y = row). stops (optional): object id -> [[slice]] stops
 every front of the object there, [[slice, x, y]] only fronts whose box holds the point; object
 "0" means every object."""
+
+
+@dataclass(frozen=True)
+class PropagationReport:
+    """What a propagation wrote: the labels, the QC trace files beside them, and the trace itself."""
+
+    output: Path
+    trace_files: list[Path]
+    voxels_written: int
+    rows: list[TraceRow]
+
+    @cached_property
+    def objects(self) -> dict[int, dict]:
+        """Per object: slice range, why its fronts stopped, the slices QC flagged."""
+        return object_summary(self.rows)
 
 
 def read_prompt_file(path: str | Path) -> tuple[dict, dict]:
@@ -114,7 +130,7 @@ def run_propagation(
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
     memory_slices: int | None = None,
-) -> dict:
+) -> PropagationReport:
     """:func:`propagate_volume` for an image file: read it, window it, embed it lazily.
 
     ``memory_slices`` bounds the embeddings held in memory when ``cache_dir`` keeps them on disk."""
@@ -148,9 +164,9 @@ def propagate_volume(
     objects: list[int] | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
-) -> dict:
+) -> PropagationReport:
     """Propagate seeds through an opened ``volume`` (``embeddings`` of it), write the labels with
-    its geometry and the QC trace beside them. The report's ``rows`` are the trace itself."""
+    its geometry and the QC trace beside them."""
     check_outputs(output, overwrite)
     output, axis, engine = Path(output), embeddings.axis, embeddings.engine
     if str(seeds_path).lower().endswith(".json"):
@@ -178,8 +194,7 @@ def propagate_volume(
                   "engine": engine.describe(), "window": None if embeddings.window is None else embeddings.window.as_dict(),
                   "settings": asdict(result.settings)}
     traces = save_trace(result.trace, trace_files(output)[0], result.ends, {"provenance": provenance})
-    return {"output": out, "trace": traces, "voxels_written": written, "rows": result.trace,
-            "objects": object_summary(result.trace), "nifti": is_nifti(out)}
+    return PropagationReport(Path(out), traces, written, result.trace)
 
 
 def trace_files(output: str | Path) -> list[Path]:
@@ -188,14 +203,14 @@ def trace_files(output: str | Path) -> list[Path]:
     return [output.parent / f"{file_stem(output)}_qc{suffix}" for suffix in (".csv", ".json")]
 
 
-def format_report(report: dict, kind: str) -> str:
+def format_report(report: PropagationReport, kind: str) -> str:
     """What ``propagate`` prints: the output, each object's slice range, why its fronts stopped
     and the slices its QC flagged (look at those first)."""
-    lines = [f"wrote {report['output']} ({report['voxels_written']} voxels propagated, {kind})"]
-    for object_id, info in sorted(report["objects"].items()):
+    lines = [f"wrote {report.output} ({report.voxels_written} voxels propagated, {kind})"]
+    for object_id, info in sorted(report.objects.items()):
         ends = ", ".join(f"{s['reason']} at {s['slice']}" for s in info["stops"]) or "volume ends"
         flagged = ", ".join(f"{f['slice']} ({f['flag']})" for f in info.get("look_here", []))
         lines.append(f"  object {object_id}: slices {info['first']}-{info['last']}, {info['propagated']} "
                      f"propagated; stopped: {ends}" + (f"; look here: {flagged}" if flagged else ""))
-    lines.append("QC trace: " + ", ".join(str(p) for p in report["trace"]))
+    lines.append("QC trace: " + ", ".join(str(p) for p in report.trace_files))
     return "\n".join(lines)

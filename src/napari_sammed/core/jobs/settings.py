@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from ..engine.automatic_masks import AmgSettings
 from ..export.entry import ExportOptions
 from ..volume.propagation import PropagationSettings
+from .evaluate import EvaluateSettings
+from .simulate import SimulateSettings
 
 #: {settings class: {field: (help, option name or None for ``--field-name``)}}: the settings the
 #: command line offers; the rest keep their defaults there.
@@ -55,6 +57,14 @@ CLI_HELP: dict[type, dict[str, tuple[str, str | None]]] = {
         "samaug_channels": ("nnU-Net: SAMAug's segmentation and boundary priors as channels _0001 and _0002", None),
         "samaug_images": ("SAM-Med2D: SAMAug's augmented RGB images (priors in channels 1 and 2) as the images",
                           None),
+    },
+    EvaluateSettings: {
+        "prompts": ("prompt modes, comma-separated (bbox, Npt)", None),
+        "seed": ("seed of the point sampling", None),
+    },
+    SimulateSettings: {
+        "clicks": ("clicks after the box", None),
+        "from_scratch": ("re-propagate the whole object after every interaction (what other tools do)", None),
     },
 }
 

@@ -23,9 +23,10 @@ import numpy as np
 
 from ..engine.frame import mask_box
 from ..engine.slice_engine import SliceEngine
+from ..errors import InputError
 from ..io.read import read_volume
 from ..io.tables import markdown_table
-from ..io.windowing import describe_window, resolve_window
+from ..io.windowing import Window, describe_window, resolve_window
 from ..volume.annotator import VolumeAnnotator
 from ..volume.embeddings import VolumeEmbeddings
 from ..volume.metrics import Click, auc, dice, next_click, protocol_nsd
@@ -51,6 +52,29 @@ class ClassRun:
     @property
     def nsd_auc(self) -> float:
         return auc(self.nsd[1:])
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimulateSettings:
+    """How the simulated annotator works: ``clicks`` after the box; ``from_scratch`` re-propagates
+    the whole object after every interaction (what other tools do) instead of updating it."""
+
+    clicks: int = 5
+    from_scratch: bool = False
+
+    def __post_init__(self) -> None:
+        if self.clicks < 0:
+            raise InputError(None, f"clicks {self.clicks}: give 0 or more")
+
+
+@dataclass(frozen=True)
+class SimulationReport:
+    """One protocol run over a volume: a :class:`ClassRun` per class, the window, the spacing."""
+
+    runs: list[ClassRun]
+    window: Window | None
+    spacing: tuple[float, ...]
+    settings: SimulateSettings
 
 
 def reference_box(reference: np.ndarray) -> tuple[int, np.ndarray, tuple[int, int]]:
@@ -91,7 +115,7 @@ def simulate_class(annotator: VolumeAnnotator, class_id: int, reference: np.ndar
 
 
 def simulate(embeddings: VolumeEmbeddings, labels: np.ndarray, spacing, classes: list[int] | None = None,
-             clicks: int = 5, incremental: bool = True,
+             settings: SimulateSettings = SimulateSettings(),
              progress: Callable[[int, int], None] | None = None) -> list[ClassRun]:
     """The protocol for every class of ``labels`` (or ``classes``), each in a fresh annotator
     (classes are scored independently, as in the challenge); embeddings are shared."""
@@ -107,17 +131,18 @@ def simulate(embeddings: VolumeEmbeddings, labels: np.ndarray, spacing, classes:
                          f"{', '.join(map(str, present)) or 'none'})")
     runs = []
     for done, class_id in enumerate(wanted, 1):
-        annotator = VolumeAnnotator(embeddings, incremental=incremental)
-        runs.append(simulate_class(annotator, class_id, labels == class_id, spacing, clicks))
+        annotator = VolumeAnnotator(embeddings, incremental=not settings.from_scratch)
+        runs.append(simulate_class(annotator, class_id, labels == class_id, spacing, settings.clicks))
         if progress is not None:
             progress(done, len(wanted))
     return runs
 
 
 def simulate_files(image: str | Path, labels: str | Path, engine: SliceEngine, window=None,
-                   classes: list[int] | None = None, clicks: int = 5, cache_dir: str | Path | None = None,
-                   incremental: bool = True, progress: Callable[[int, int], None] | None = None) -> dict:
-    """Read IMAGE and LABELS, run :func:`simulate`; -> {"runs", "window", "spacing"}."""
+                   classes: list[int] | None = None, settings: SimulateSettings = SimulateSettings(),
+                   cache_dir: str | Path | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> SimulationReport:
+    """Read IMAGE and LABELS and run :func:`simulate` on them."""
     log.info(f"reading {image} and {labels}")
     volume, reference = read_volume(image), read_volume(labels)
     if volume.data.ndim != 3:
@@ -131,8 +156,8 @@ def simulate_files(image: str | Path, labels: str | Path, engine: SliceEngine, w
     resolved = resolve_window(volume.data, window)
     log.info(describe_window(resolved))
     embeddings = VolumeEmbeddings(engine, volume.data, resolved, "z", cache_dir)
-    runs = simulate(embeddings, reference.data, volume.spacing, classes, clicks, incremental, progress)
-    return {"runs": runs, "window": resolved, "spacing": volume.spacing}
+    runs = simulate(embeddings, reference.data, volume.spacing, classes, settings, progress)
+    return SimulationReport(runs, resolved, volume.spacing, settings)
 
 
 def summary(runs: list[ClassRun]) -> dict[str, float]:
@@ -176,10 +201,10 @@ def to_csv(runs: list[ClassRun]) -> str:
     return out.getvalue()
 
 
-def format_report(report: dict, clicks: int, label: str, from_scratch: bool = False) -> str:
+def format_report(report: SimulationReport, label: str) -> str:
     """What ``simulate`` prints: the protocol line, the per-class table and the means."""
-    runs, window = report["runs"], report["window"]
-    mode = "re-propagated from scratch" if from_scratch else "incremental 3D update"
+    runs, window, clicks = report.runs, report.window, report.settings.clicks
+    mode = "re-propagated from scratch" if report.settings.from_scratch else "incremental 3D update"
     s = summary(runs)
     return "\n".join([
         f"CVPR 2025 interactive protocol: box + {clicks} clicks, {len(runs)} classes, {label}, "
