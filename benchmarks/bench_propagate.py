@@ -33,12 +33,17 @@ WALK_EVERYTHING = PropagationSettings(min_iou=0.0, min_neighbour_iou=0.0, min_ar
 class StoredEmbeddings:
     """Embeddings already in memory, as after reading a finished cache (the protocol propagate uses)."""
 
+    axis = 0
+
     def __init__(self, engine, embeddings: torch.Tensor, slice_shape: tuple[int, int]) -> None:
         self.engine, self.embeddings, self.slice_shape = engine, embeddings, slice_shape
         self.n_slices = len(embeddings)
 
     def is_embedded(self, index: int) -> bool:
         return True
+
+    def missing(self, indices) -> list[int]:
+        return []
 
     def get(self, index: int) -> torch.Tensor:
         return self.embeddings[index]
