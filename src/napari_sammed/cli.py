@@ -36,7 +36,7 @@ from .core.volume.propagation import PropagationSettings
 
 def _check_model_args(args) -> None:
     """Device, dtype and batch size refused in one line before any file is read."""
-    from .core.io.inputs import InputError
+    from .core.errors import InputError
     from .core.model.load import check_device, resolve_dtype
 
     if getattr(args, "scheduler", None) is None:  # a remote cluster's workers have their own devices

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from ..io.atomic import atomic_write
 from ..io.hashing import json_hash
 from ..io.tables import text_table
@@ -177,7 +178,7 @@ def run_case(case: CaseSpec, plan: Plan, outdir: str | Path, engine, model: Mode
     try:
         if not {"propagate", "samaug"} & set(plan.steps):  # export only: the labels must be there
             if not labels_path(case, plan, outdir).exists():
-                raise ValueError(f"no labels at {labels_path(case, plan, outdir)}: give labels: in the plan "
+                raise InputError(None, f"no labels at {labels_path(case, plan, outdir)}: give labels: in the plan "
                                  "or run the propagate step first")
             return _row(case.name, "ok", time.perf_counter() - start)
         key = case_key(case, plan, model)

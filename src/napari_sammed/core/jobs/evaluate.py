@@ -22,7 +22,8 @@ from skimage.measure import label as connected_components
 
 from ..engine.frame import ProtocolFrame, mask_box
 from ..engine.slice_engine import Prediction, SliceEngine
-from ..io.inputs import InputError, Sammed2dTest, load_json
+from ..errors import InputError
+from ..io.inputs import Sammed2dTest, load_json
 from ..io.paths import dataset_entry
 from ..io.read import read_image
 from ..io.tables import text_table
@@ -153,7 +154,7 @@ def evaluate(
             embedded_image = item.image
         truth = read_image(item.mask, "L") > 127
         if truth.shape != image_shape:
-            raise ValueError(f"{item.mask.name} is {truth.shape}, its image {image_shape}")
+            raise InputError(None, f"{item.mask.name} is {truth.shape}, its image {image_shape}")
         frame = ProtocolFrame(*truth.shape, FRAME)
         framed_truth = frame.forward(truth)
         for mode in modes:

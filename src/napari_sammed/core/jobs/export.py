@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..engine.automatic_masks import AmgSettings
+from ..errors import InputError
 from ..export import ExportCase, ExportOptions, export_case
 from ..export.case import CASE_NAME, Priors
 from ..io.qc import read_trace_csv
@@ -29,7 +30,7 @@ def export_files(image: str | Path, labels: str | Path, options: ExportOptions, 
     content hash when the caller already has it (a batch case), so it is not hashed again."""
     case = case or file_stem(image)
     if not CASE_NAME.fullmatch(case):  # before reading; also no trailing newline, which match's $ allows
-        raise ValueError(f"case name {case!r}: use letters, digits, '_', '-' or '.', starting with a letter or digit")
+        raise InputError(None, f"case name {case!r}: use letters, digits, '_', '-' or '.', starting with a letter or digit")
     log.info(f"reading {image} and {labels}")
     source, annotation = read_volume(image), read_volume(labels)
     trace = read_trace_csv(qc) if qc else None

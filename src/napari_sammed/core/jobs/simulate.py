@@ -123,11 +123,11 @@ def simulate(embeddings: VolumeEmbeddings, labels: np.ndarray, spacing, classes:
         raise ValueError("the protocol runs along z (axis 0)")
     present = [int(v) for v in np.unique(labels) if v != 0]
     if not present:
-        raise ValueError("the labels hold no class (every voxel is 0)")
+        raise InputError(None, "the labels hold no class (every voxel is 0)")
     wanted = present if classes is None else list(dict.fromkeys(classes))
     missing = sorted(set(wanted) - set(present))
     if missing:
-        raise ValueError(f"class(es) {', '.join(map(str, missing))} not in the labels (present: "
+        raise InputError(None, f"class(es) {', '.join(map(str, missing))} not in the labels (present: "
                          f"{', '.join(map(str, present)) or 'none'})")
     runs = []
     for done, class_id in enumerate(wanted, 1):
@@ -146,12 +146,12 @@ def simulate_files(image: str | Path, labels: str | Path, engine: SliceEngine, w
     log.info(f"reading {image} and {labels}")
     volume, reference = read_volume(image), read_volume(labels)
     if volume.data.ndim != 3:
-        raise ValueError(f"{image}: the protocol needs a 3D image, got shape {volume.data.shape}")
+        raise InputError(image, f"the protocol needs a 3D image, got shape {volume.data.shape}")
     if reference.data.shape != volume.data.shape:
-        raise ValueError(f"{labels}: labels have shape {reference.data.shape}, the image {volume.data.shape}")
+        raise InputError(labels, f"labels have shape {reference.data.shape}, the image {volume.data.shape}")
     values = np.unique(reference.data)
     if not np.all(np.mod(values, 1) == 0) or values.min() < 0:
-        raise ValueError(f"{labels}: labels must be whole numbers, 0 for background and class ids from 1 "
+        raise InputError(labels, f"labels must be whole numbers, 0 for background and class ids from 1 "
                          f"(found {values[:5].tolist()}{' ...' if len(values) > 5 else ''})")
     resolved = resolve_window(volume.data, window)
     log.info(describe_window(resolved))
