@@ -29,7 +29,7 @@ from .core.jobs.console import (
     status_lines,
 )
 from .core.jobs.settings import from_args
-from .core.volume.propagation import PropagationSettings
+from .core.volume.slice_step import PropagationSettings
 
 
 def _check_model_args(args) -> None:

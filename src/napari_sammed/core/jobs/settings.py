@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ..engine.automatic_masks import AmgSettings
 from ..export.entry import ExportOptions
-from ..volume.propagation import PropagationSettings
+from ..volume.slice_step import PropagationSettings
 
 #: {settings class: {field: (help, option name or None for ``--field-name``)}}: the settings the
 #: command line offers; the rest keep their defaults there.

@@ -9,7 +9,7 @@ outward from it through unconfirmed slices only. Each of the two fronts stops
   masks would be re-predicted from nearly the same prompt, so a local fix stays local and cheap,
 - after a click, where the old mask is already right at the clicked point (the error ends there),
 - at the end of the object's z-range (a 3D box's first and last slice), or
-- at the usual stop criteria (:func:`~.propagation.judge`); then the object ends there and old
+- at the usual stop criteria (:func:`~.slice_step.judge`); then the object ends there and old
   propagated masks beyond it go, unless a confirmed slice further on still holds the object.
 
 Inside a known z-range only a vanished mask stops a front: the user said the object is there.
@@ -34,13 +34,8 @@ from scipy import ndimage as ndi
 
 from ..engine.slice_engine import Prediction, Prompt
 from . import interaction_checks as checks
-from .propagation import (
-    Propagation,
-    PropagationSettings,
-    judge,
-    mask_iou,
-    next_slice_prompt,
-)
+from .propagation import Propagation
+from .slice_step import PropagationSettings, judge, mask_iou, next_slice_prompt
 
 #: A click whose mask outgrows the object's largest slice this many times has found another
 #: (larger) structure under it: on the shared CT/MR such clicks ruined small objects
