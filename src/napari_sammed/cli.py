@@ -31,7 +31,7 @@ from .core.jobs.console import (
 from .core.jobs.evaluate import EvaluateSettings
 from .core.jobs.settings import from_args
 from .core.jobs.simulate import SimulateSettings
-from .core.volume.propagation import PropagationSettings
+from .core.volume.slice_step import PropagationSettings
 
 
 def _check_model_args(args) -> None:

@@ -52,7 +52,7 @@ def test_box_of_the_largest_component():
 def test_one_mask_to_box_serves_evaluate_simulate_and_propagation():
     # Issue 25: four copies of mask -> box; the numpy ones are now frame.mask_box.
     from napari_sammed.core.jobs.simulate import reference_box
-    from napari_sammed.core.volume.propagation import enlarged_box
+    from napari_sammed.core.volume.slice_step import enlarged_box
 
     mask = np.zeros((40, 50), bool)
     mask[10:30, 12:20] = True

@@ -14,7 +14,7 @@ from napari_sammed.core.export.entry import ExportOptions
 from napari_sammed.core.jobs.evaluate import EvaluateSettings
 from napari_sammed.core.jobs.plan import ExportSpec, PropagationSpec, SamaugSpec
 from napari_sammed.core.jobs.simulate import SimulateSettings
-from napari_sammed.core.volume.propagation import PropagationSettings
+from napari_sammed.core.volume.slice_step import PropagationSettings
 
 #: command -> (settings dataclasses, options that are files or run policy, not settings)
 COMMANDS = {

@@ -35,7 +35,7 @@ from ..export.case import CASE_NAME, class_name
 from ..export.entry import ExportOptions
 from ..export.nnunet import dataset_folder
 from ..io.windowing import WINDOW_PRESETS
-from ..volume.propagation import PropagationSettings
+from ..volume.slice_step import PropagationSettings
 from .settings import plan_model, plan_values
 
 STEPS = ("propagate", "samaug", "export")

@@ -27,7 +27,8 @@ from ..io.qc import TraceRow, object_summary, save_trace
 from ..io.read import Volume, file_stem, read_volume
 from ..io.write import label_dtype, write_volume
 from ..volume.embeddings import VolumeEmbeddings
-from ..volume.propagation import Propagation, PropagationSettings, paint_masks, seeds_from_labels
+from ..volume.propagation import Propagation, paint_masks, seeds_from_labels
+from ..volume.slice_step import PropagationSettings
 
 log = logging.getLogger(__name__)
 

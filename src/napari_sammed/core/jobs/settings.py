@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ..engine.automatic_masks import AmgSettings
 from ..export.entry import ExportOptions
-from ..volume.propagation import PropagationSettings
+from ..volume.slice_step import PropagationSettings
 from .evaluate import EvaluateSettings
 from .simulate import SimulateSettings
 

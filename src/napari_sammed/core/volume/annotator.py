@@ -9,7 +9,7 @@ outward from it through unconfirmed slices only. Each of the two fronts stops
   masks would be re-predicted from nearly the same prompt, so a local fix stays local and cheap,
 - after a click, where the old mask is already right at the clicked point (the error ends there),
 - at the end of the object's z-range (a 3D box's first and last slice), or
-- at the usual stop criteria (:func:`~.propagation.judge`); then the object ends there and old
+- at the usual stop criteria (:func:`~.slice_step.judge`); then the object ends there and old
   propagated masks beyond it go, unless a confirmed slice further on still holds the object.
 
 Inside a known z-range only a vanished mask stops a front: the user said the object is there.
@@ -27,55 +27,21 @@ Slice coordinates are (x, y) pixels; ``index`` runs along the embeddings' axis.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from ..engine.slice_engine import Prediction, Prompt
 from . import interaction_checks as checks
-from .propagation import (
-    Propagation,
-    PropagationSettings,
-    judge,
-    mask_iou,
-    next_slice_prompt,
-)
+from .annotator_state import Confirmed, ObjectState, UndoStep
+from .click_geometry import deep_inside, holds, with_disc
+from .propagation import Propagation
+from .slice_step import PropagationSettings, judge, mask_iou, next_slice_prompt
 
 #: A click whose mask outgrows the object's largest slice this many times has found another
 #: (larger) structure under it: on the shared CT/MR such clicks ruined small objects
 #: (docs/benchmarks.md).
 MAX_GROWTH = 2.5
-
-
-@dataclass
-class _Confirmed:
-    """What the user gave on one slice. Clicks are replayed on ``base`` (the slice's logits
-    before its first click) or on the box's mask, so their order never compounds errors."""
-
-    box: np.ndarray | None = None
-    points: list[tuple[float, float]] = field(default_factory=list)
-    labels: list[int] = field(default_factory=list)
-    base: np.ndarray | None = None
-    painted: bool = False
-
-
-@dataclass
-class _Object:
-    masks: dict[int, np.ndarray] = field(default_factory=dict)  # slice -> (H, W) bool, never empty
-    lows: dict[int, np.ndarray] = field(default_factory=dict)  # slice -> low-res logits that made it
-    confirmed: dict[int, _Confirmed] = field(default_factory=dict)
-    z_range: tuple[int, int] | None = None
-
-
-@dataclass
-class _Step:
-    """One interaction, enough to take it back."""
-
-    object_id: int
-    confirmed: dict[int, _Confirmed]
-    z_range: tuple[int, int] | None
-    slices: dict[int, tuple[np.ndarray | None, np.ndarray | None]] = field(default_factory=dict)
 
 
 class VolumeAnnotator:
@@ -95,10 +61,10 @@ class VolumeAnnotator:
         self.settings = (settings or PropagationSettings()).resolved(self.engine, self.slice_shape)
         self._in_range = replace(self.settings, min_iou=0.0, min_neighbour_iou=0.0)
         self.agree_iou, self.trust_z_range, self.incremental = agree_iou, trust_z_range, incremental
-        self.objects: dict[int, _Object] = {}
+        self.objects: dict[int, ObjectState] = {}
         self.changed: list[int] = []  # slices the last interaction (or undo) changed
-        self._history: list[_Step] = []
-        self._step: _Step | None = None
+        self._history: list[UndoStep] = []
+        self._step: UndoStep | None = None
 
     # ---- interactions --------------------------------------------------------------------
     def box(self, object_id: int, index: int, box, z_range: tuple[int, int] | None = None) -> np.ndarray:
@@ -110,7 +76,7 @@ class VolumeAnnotator:
         with self._interaction(object_id) as obj:
             if z_range is not None:
                 obj.z_range = z_range
-            confirmed = _Confirmed(box=box)
+            confirmed = Confirmed(box=box)
             self._confirm(object_id, index, confirmed)
         return self.mask(object_id)
 
@@ -119,12 +85,12 @@ class VolumeAnnotator:
         object_id, index = checks.object_id(object_id), self._check_index(index)
         x, y = checks.point(x, y, self.slice_shape)
         with self._interaction(object_id) as obj:
-            if not positive and index not in obj.confirmed and _deep_inside(obj.masks.get(index), x, y):
+            if not positive and index not in obj.confirmed and deep_inside(obj.masks.get(index), x, y):
                 # "not on this slice": the object ends here (a propagation that ran past it)
                 empty = np.zeros(self.slice_shape, bool)
-                self._confirm(object_id, index, _Confirmed(points=[(float(x), float(y))], labels=[0]), empty)
+                self._confirm(object_id, index, Confirmed(points=[(float(x), float(y))], labels=[0]), empty)
                 return self.mask(object_id)
-            confirmed = copy.deepcopy(obj.confirmed.get(index)) or _Confirmed()
+            confirmed = copy.deepcopy(obj.confirmed.get(index)) or Confirmed()
             if confirmed.box is None and confirmed.base is None and index in obj.masks:
                 confirmed.base = self._low(obj, index)
             confirmed.painted = False
@@ -135,7 +101,7 @@ class VolumeAnnotator:
             largest = max((int(m.sum()) for m in obj.masks.values()), default=0)
             if largest and mask.sum() > MAX_GROWTH * largest:
                 # the click found another, larger structure: obey it on this slice only
-                mask, low = _with_disc(obj.masks.get(index), self.slice_shape, x, y, positive), None
+                mask, low = with_disc(obj.masks.get(index), self.slice_shape, x, y, positive), None
             self._confirm(object_id, index, confirmed, mask, low, cue=(float(x), float(y), bool(positive)))
         return self.mask(object_id)
 
@@ -149,7 +115,7 @@ class VolumeAnnotator:
         with self._interaction(object_id) as obj:
             if z_range is not None:
                 obj.z_range = z_range
-            self._confirm(object_id, index, _Confirmed(painted=by_hand), mask)
+            self._confirm(object_id, index, Confirmed(painted=by_hand), mask)
         return self.mask(object_id)
 
     def undo(self) -> int | None:
@@ -168,13 +134,13 @@ class VolumeAnnotator:
     def mask(self, object_id: int) -> np.ndarray:
         """The object's 3D mask, a new bool array in the volume's (Z, Y, X) order."""
         stack = np.zeros((self.n_slices, *self.slice_shape), bool)
-        for index, mask in self.objects.get(object_id, _Object()).masks.items():
+        for index, mask in self.objects.get(object_id, ObjectState()).masks.items():
             stack[index] = mask
         return np.moveaxis(stack, 0, self.embeddings.axis)
 
     def confirmed(self, object_id: int) -> list[int]:
         """The slices the user confirmed for this object, in order."""
-        return sorted(self.objects.get(object_id, _Object()).confirmed)
+        return sorted(self.objects.get(object_id, ObjectState()).confirmed)
 
     def load(self, object_id: int, mask: np.ndarray, confirmed=()) -> None:
         """Start from an existing 3D mask (volume order), e.g. a labels layer; the ``confirmed``
@@ -184,16 +150,16 @@ class VolumeAnnotator:
         shape.insert(self.embeddings.axis, self.n_slices)
         stack = np.moveaxis(checks.mask(mask, tuple(shape), "a 3D mask"), self.embeddings.axis, 0)
         confirmed = {self._check_index(k) for k in confirmed}
-        obj = self.objects[object_id] = _Object()
+        obj = self.objects[object_id] = ObjectState()
         for index in np.flatnonzero(stack.any(axis=(1, 2))):
             kept = stack[index] & ~self._others(object_id, int(index))  # objects never share a voxel
             if kept.any():
                 obj.masks[int(index)] = kept
-        obj.confirmed = {k: _Confirmed(painted=True) for k in confirmed}
+        obj.confirmed = {k: Confirmed(painted=True) for k in confirmed}
         self._history = [s for s in self._history if s.object_id != object_id]
 
     # ---- the update ----------------------------------------------------------------------
-    def _confirm(self, object_id: int, index: int, confirmed: _Confirmed, mask: np.ndarray | None = None,
+    def _confirm(self, object_id: int, index: int, confirmed: Confirmed, mask: np.ndarray | None = None,
                  low: np.ndarray | None = None, cue: tuple[float, float, bool] | None = None) -> None:
         """Set slice ``index`` from the user's input (``mask``, or decoded from ``confirmed``),
         then bring the rest of the object in line (``cue``: the click, see :meth:`_walk`)."""
@@ -214,7 +180,7 @@ class VolumeAnnotator:
         else:
             self._cut(object_id, index)
 
-    def _decode_confirmed(self, confirmed: _Confirmed, index: int) -> Prediction:
+    def _decode_confirmed(self, confirmed: Confirmed, index: int) -> Prediction:
         points = labels = mask_input = None
         if confirmed.points:
             points, labels = np.array(confirmed.points, float), np.array(confirmed.labels, int)
@@ -241,7 +207,7 @@ class VolumeAnnotator:
             first, last = max(first, start - reach), min(last, start + reach)
         index = start + step
         while first <= index <= last and index not in obj.confirmed:
-            if cue is not None and _holds(obj.masks.get(index), cue[0], cue[1]) == cue[2]:
+            if cue is not None and holds(obj.masks.get(index), cue[0], cue[1]) == cue[2]:
                 return
             self._embed_ahead(index, step, first if step < 0 else last)
             prompt = next_slice_prompt(self.engine, self.settings, mask, low)
@@ -308,7 +274,7 @@ class VolumeAnnotator:
         self._store(obj, index, mask, low)
 
     @staticmethod
-    def _store(obj: _Object, index: int, mask: np.ndarray | None, low: np.ndarray | None) -> None:
+    def _store(obj: ObjectState, index: int, mask: np.ndarray | None, low: np.ndarray | None) -> None:
         if mask is None or not mask.any():
             obj.masks.pop(index, None)
             obj.lows.pop(index, None)
@@ -319,11 +285,11 @@ class VolumeAnnotator:
         else:
             obj.lows[index] = low
 
-    def _low(self, obj: _Object, index: int) -> np.ndarray:
+    def _low(self, obj: ObjectState, index: int) -> np.ndarray:
         low = obj.lows.get(index)
         return low if low is not None else self.engine.mask_logits(obj.masks[index])
 
-    def _reference(self, obj: _Object, index: int) -> np.ndarray:
+    def _reference(self, obj: ObjectState, index: int) -> np.ndarray:
         """What the first neighbour is compared with: a painted mask as the model would draw it
         (hand-drawn and model boundaries differ in style; see ``Propagation._calibrate``)."""
         mask = obj.masks[index]
@@ -355,45 +321,16 @@ class VolumeAnnotator:
         return checks.slice_index(index, self.n_slices)
 
 
-def _with_disc(mask: np.ndarray | None, shape: tuple[int, int], x: float, y: float, positive: bool) -> np.ndarray:
-    """``mask`` (None: empty) with a small disc at (x, y) added (positive) or removed: a click
-    obeyed on its slice alone."""
-    base = np.zeros(shape, bool) if mask is None else mask.copy()
-    radius = max(2.0, max(shape) / 64)
-    rows, cols = np.ogrid[: shape[0], : shape[1]]
-    disc = (rows + 0.5 - y) ** 2 + (cols + 0.5 - x) ** 2 <= radius**2
-    return base | disc if positive else base & ~disc
-
-
-def _holds(mask: np.ndarray | None, x: float, y: float) -> bool:
-    """Whether ``mask`` (None: empty) holds the pixel under (x, y)."""
-    if mask is None:
-        return False
-    return bool(mask[int(np.clip(y, 0, mask.shape[0] - 1)), int(np.clip(x, 0, mask.shape[1] - 1))])
-
-
-def _deep_inside(mask: np.ndarray | None, x: float, y: float) -> bool:
-    """Whether (x, y) lies in the core of ``mask``: at least 0.8 of its greatest depth from the edge
-    (a click there is about the whole object, one near the edge about its outline)."""
-    if mask is None:
-        return False
-    if not _holds(mask, x, y):
-        return False
-    row, col = int(np.clip(y, 0, mask.shape[0] - 1)), int(np.clip(x, 0, mask.shape[1] - 1))
-    depth = ndi.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
-    return depth[row, col] >= max(2.0, 0.8 * depth.max())
-
-
 class _Interaction:
     """``with``: one undoable step on one object (created on first use)."""
 
     def __init__(self, annotator: VolumeAnnotator, object_id: int) -> None:
         self.annotator, self.object_id = annotator, object_id
 
-    def __enter__(self) -> _Object:
+    def __enter__(self) -> ObjectState:
         ann = self.annotator
-        obj = ann.objects.setdefault(self.object_id, _Object())
-        ann._step = _Step(self.object_id, copy.deepcopy(obj.confirmed), obj.z_range)
+        obj = ann.objects.setdefault(self.object_id, ObjectState())
+        ann._step = UndoStep(self.object_id, copy.deepcopy(obj.confirmed), obj.z_range)
         return obj
 
     def __exit__(self, kind, _value, _traceback) -> None:

@@ -9,6 +9,7 @@ slice the other already filled, and a slice both reach in the same round gets th
 their logits. A front stops when its mask vanishes, the predicted IoU or the IoU with the
 previous slice falls below a threshold, it reaches a seed, a stop marker or the volume's end.
 Every written slice is also checked for a leak (``leak_check``): flagged in the trace, kept as is.
+The prompt recipe, the settings and the stop rule live in :mod:`.slice_step`.
 
 Everything works in slice pixel coordinates (x, y), so voxel spacing never distorts a prompt.
 """
@@ -16,49 +17,18 @@ Everything works in slice pixel coordinates (x, y), so voxel spacing never disto
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage as ndi
 
-from ..engine.frame import mask_box
 from ..engine.slice_engine import Prediction, Prompt
 from ..io.qc import FrontEnd, TraceRow
 from .embeddings import get_slice
 from .leak_check import IntensityRange, check_slice, intensity_range
+from .slice_step import DIRECTIONS, PropagationSettings, enlarged_box, judge, mask_iou, next_slice_prompt
 
 Seeds = Mapping[int, Mapping[int, np.ndarray]]  # object id -> {slice index: (H, W) bool mask}
 StopMarkers = Mapping[int, list[tuple[int, float | None, float | None]]]  # object id (0 = all) -> (slice, x, y)
-
-DIRECTIONS = {"both": (1, -1), "forward": (1,), "backward": (-1,)}
-
-
-@dataclass(frozen=True)
-class PropagationSettings:
-    """Thresholds and prompt recipe; the defaults are measured on the shared CT and MR."""
-
-    min_iou: float = 0.5  # stop below this predicted IoU
-    min_neighbour_iou: float = 0.6  # stop below this IoU with the previous slice's mask
-    min_area: int = 4  # pixels; a smaller mask counts as vanished
-    # The prompt recipe; None takes the engine's own (``SliceEngine.propagation_recipe``).
-    box_margin: float | None = None  # enlarge the previous box by this fraction of its size per side ...
-    min_margin: float | None = None  # ... and by at least this many pixels
-    interior_points: int = 0  # positive points placed deep inside the previous mask
-    use_mask_prompt: bool | None = None
-    direction: str = "both"  # "both", "forward" (increasing index) or "backward"
-    max_steps: int | None = None  # per front
-
-    def __post_init__(self) -> None:
-        if self.direction not in DIRECTIONS:
-            raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}; got {self.direction!r}")
-        for name in ("min_iou", "min_neighbour_iou"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must lie in [0, 1]")
-
-    def resolved(self, engine, slice_shape: tuple[int, int]) -> PropagationSettings:
-        """These settings with every unset recipe field taken from the engine's recipe."""
-        recipe = engine.propagation_recipe(slice_shape)
-        return replace(self, **{k: v for k, v in recipe.items() if getattr(self, k) is None})
 
 
 @dataclass
@@ -111,36 +81,6 @@ def paint_masks(labels: np.ndarray, axis: int, masks: Mapping[int, Mapping[int, 
     return written
 
 
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two boolean masks (1.0 when both are empty)."""
-    union = np.count_nonzero(a | b)
-    return 1.0 if union == 0 else float(np.count_nonzero(a & b) / union)
-
-
-def enlarged_box(mask: np.ndarray, margin: float, min_margin: float) -> np.ndarray:
-    """XYXY box (pixel edges) around a mask, grown per side by ``margin`` x size (>= min_margin)."""
-    x0, y0, x1, y1 = mask_box(mask)
-    grow_x = max(margin * (x1 - x0), min_margin)
-    grow_y = max(margin * (y1 - y0), min_margin)
-    h, w = mask.shape
-    return np.array([max(x0 - grow_x, 0), max(y0 - grow_y, 0), min(x1 + grow_x, w), min(y1 + grow_y, h)], float)
-
-
-def interior_points(mask: np.ndarray, count: int) -> np.ndarray:
-    """``count`` points (x, y) deep inside ``mask``: distance-transform maxima, kept apart."""
-    depth = ndi.distance_transform_edt(mask)
-    yy, xx = np.mgrid[: mask.shape[0], : mask.shape[1]]
-    points = []
-    for _ in range(count):
-        r, c = np.unravel_index(int(np.argmax(depth)), depth.shape)
-        radius = depth[r, c]
-        if radius <= 0:
-            break
-        points.append((c + 0.5, r + 0.5))
-        depth[(yy - r) ** 2 + (xx - c) ** 2 <= radius**2] = 0
-    return np.array(points, float).reshape(-1, 2)
-
-
 def seeds_from_labels(labels: np.ndarray, axis: int, object_ids: list[int] | None = None) -> dict[int, dict[int, np.ndarray]]:
     """Every slice along ``axis`` where an object has voxels becomes one of its seeds."""
     moved = np.moveaxis(np.asarray(labels), axis, 0)
@@ -151,33 +91,6 @@ def seeds_from_labels(labels: np.ndarray, axis: int, object_ids: list[int] | Non
         if present.size:
             seeds[object_id] = {int(k): moved[k] == object_id for k in present}
     return seeds
-
-
-def next_slice_prompt(engine, settings: PropagationSettings, mask: np.ndarray, low_res: np.ndarray,
-                      box: np.ndarray | None = None, interior: bool = True) -> Prompt:
-    """The prompt recipe for the slice after ``mask``: its enlarged box, its logits as mask
-    prompt and inner points, as ``settings`` (resolved for ``engine``) ask."""
-    s = settings
-    if box is None:
-        box = enlarged_box(mask, s.box_margin, s.min_margin)
-    points = labels = None
-    if interior and s.interior_points:
-        points = interior_points(mask, s.interior_points)
-        labels = np.ones(len(points), int)
-    mask_input = engine.mask_prompt(low_res) if s.use_mask_prompt else None
-    return Prompt(points, labels, box, mask_input)
-
-
-def judge(prediction: Prediction, neighbour_iou: float, settings: PropagationSettings) -> str:
-    """Why a front must stop at this prediction (a ``STOP_REASONS`` key), or "" to go on."""
-    s = settings
-    if int(prediction.mask.sum()) < max(s.min_area, 1):
-        return "empty"
-    if prediction.iou < s.min_iou:
-        return "low_iou"
-    if neighbour_iou < s.min_neighbour_iou:
-        return "low_neighbour_iou"
-    return ""
 
 
 class Propagation:
