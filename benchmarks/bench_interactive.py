@@ -22,9 +22,9 @@ import napari_sammed as ns
 from napari_sammed.core.io.read import read_volume
 from napari_sammed.core.io.tables import markdown_table
 from napari_sammed.core.io.windowing import resolve_window
-from napari_sammed.core.jobs.simulate import SimulateSettings, simulate, summary
+from napari_sammed.core.jobs.simulate import simulate, summary
+from napari_sammed.core.settings import PropagationSettings, SimulateSettings
 from napari_sammed.core.volume.metrics import dice
-from napari_sammed.core.volume.slice_step import PropagationSettings
 
 DATA = ns.__file__.rsplit("/", 1)[0] + "/_data/"
 SAMPLES = {"CT": ("example_ct_sm", "example_seg", "ct-abdomen"), "MR": ("example_mr_sm", "example_seg_mr", "percentile")}

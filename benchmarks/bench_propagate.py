@@ -23,9 +23,9 @@ import napari_sammed as ns
 from napari_sammed.core.engine.families import build_model
 from napari_sammed.core.io.windowing import resolve_window
 from napari_sammed.core.model.specs import VIT_SPECS
+from napari_sammed.core.settings import PropagationSettings
 from napari_sammed.core.volume.embeddings import VolumeEmbeddings
 from napari_sammed.core.volume.propagation import propagate
-from napari_sammed.core.volume.slice_step import PropagationSettings
 
 DATA = Path(ns.__file__).parent / "_data"
 WALK_EVERYTHING = PropagationSettings(min_iou=0.0, min_neighbour_iou=0.0, min_area=1)

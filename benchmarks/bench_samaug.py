@@ -13,10 +13,11 @@ import numpy as np
 import torch
 
 import napari_sammed as ns
-from napari_sammed.core.engine.automatic_masks import AmgSettings, automatic_masks
+from napari_sammed.core.engine.automatic_masks import automatic_masks
 from napari_sammed.core.engine.families import build_model
 from napari_sammed.core.engine.samaug_priors import prior_maps
 from napari_sammed.core.model.specs import VIT_SPECS
+from napari_sammed.core.settings import AmgSettings
 
 
 def main() -> None:

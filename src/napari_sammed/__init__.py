@@ -24,7 +24,7 @@ _LAZY = {
     "resolve_window": ("napari_sammed.core.io.windowing", "resolve_window"),
     "propagate": ("napari_sammed.core.volume.propagation", "propagate"),
     "seeds_from_labels": ("napari_sammed.core.volume.propagation", "seeds_from_labels"),
-    "PropagationSettings": ("napari_sammed.core.volume.slice_step", "PropagationSettings"),
+    "PropagationSettings": ("napari_sammed.core.settings", "PropagationSettings"),
     "Propagation": ("napari_sammed.core.volume.propagation", "Propagation"),
 }
 

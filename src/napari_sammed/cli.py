@@ -14,7 +14,6 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from .core.engine.automatic_masks import AmgSettings
 from .core.export.entry import ExportOptions
 from .core.jobs.console import (
     DESCRIPTION,
@@ -28,10 +27,8 @@ from .core.jobs.console import (
     status,
     status_lines,
 )
-from .core.jobs.evaluate import EvaluateSettings
 from .core.jobs.settings import from_args
-from .core.jobs.simulate import SimulateSettings
-from .core.volume.slice_step import PropagationSettings
+from .core.settings import AmgSettings, EvaluateSettings, PropagationSettings, SimulateSettings
 
 
 def _check_model_args(args) -> None:
@@ -145,7 +142,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .core.jobs.evaluate import EvaluateSettings, evaluate, format_table, to_csv
+    from .core.jobs.evaluate import evaluate, format_table, to_csv
+    from .core.settings import EvaluateSettings
 
     settings = from_args(EvaluateSettings, args)
     if args.csv:
@@ -170,7 +168,8 @@ def cmd_evaluate(args) -> int:
 
 def cmd_simulate(args) -> int:
     from .core.io.write import check_output
-    from .core.jobs.simulate import SimulateSettings, format_report, simulate_files, to_csv
+    from .core.jobs.simulate import format_report, simulate_files, to_csv
+    from .core.settings import SimulateSettings
 
     settings = from_args(SimulateSettings, args)
     classes = parse_ids(args.classes, "--classes")
@@ -213,7 +212,7 @@ OVERWRITE = arg("--overwrite", action="store_true", help="replace OUTPUT if it e
 
 
 def _commands() -> list[Command]:
-    from .core.jobs.propagate import FILES_HELP
+    from .core.io.inputs import FILES_HELP
 
     return [
         Command("convert-checkpoint", cmd_convert, "write a weights-only safetensors copy of a checkpoint "

@@ -63,3 +63,23 @@ def test_export_stacks_and_bad_input(tmp_path, capsys):
     assert main(["export", str(CT), str(labels), str(tmp_path / "x"), "--format", "png"]) == 0
     assert main(["export", str(CT), str(labels), str(tmp_path / "x"), "--format", "png"]) == 2
     assert "exists" in capsys.readouterr().err
+
+
+def test_help_and_a_model_free_export_never_load_torch(tmp_path):
+    # Importing torch costs about 2 s: a command that runs no model must not pay it.
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from napari_sammed.cli import main\n"
+        "try:\n"
+        "    main(['export', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"assert main(['export', {str(CT)!r}, {str(SEG)!r}, {str(tmp_path / 'stacks')!r}, '--format', 'tiff']) == 0\n"
+        "print('torch' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "False"
+    assert (tmp_path / "stacks" / "example_ct_sm_labels.tif").is_file()

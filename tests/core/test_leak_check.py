@@ -10,9 +10,9 @@ import pytest
 
 from napari_sammed.core.engine.slice_engine import Prediction
 from napari_sammed.core.io.qc import COLUMNS, object_summary, read_trace_csv, save_trace
+from napari_sammed.core.settings import PropagationSettings
 from napari_sammed.core.volume.leak_check import LEAK_FRACTION, intensity_range, masked_mean, outside_fraction
 from napari_sammed.core.volume.propagation import Propagation
-from napari_sammed.core.volume.slice_step import PropagationSettings
 from tests.conftest import dice, middle_slice
 
 ORGAN, LEAK_SLICES = 1, (6, 7)

@@ -296,7 +296,8 @@ def test_samaug_region_boxes_find_organs(engine, organ_slices):
     35 / .87, 32 / .81, 31 / .55. Before the merged regions (issue 26) the liver stayed in
     fragments: CT .14, MR .18, spleen .52.
     """
-    from napari_sammed.core.engine.automatic_masks import AmgSettings, automatic_masks
+    from napari_sammed.core.engine.automatic_masks import automatic_masks
+    from napari_sammed.core.settings import AmgSettings
 
     name, image, truth, emb = organ_slices[3]  # CT liver
     auto = automatic_masks(engine, emb, truth.shape, AmgSettings(), image=image)

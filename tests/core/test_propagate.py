@@ -9,9 +9,10 @@ from napari_sammed.core.engine.families import load_model
 from napari_sammed.core.engine.slice_engine import SliceEngine
 from napari_sammed.core.io.qc import object_summary, read_trace_csv, trace_to_csv
 from napari_sammed.core.io.windowing import resolve_window
+from napari_sammed.core.settings import PropagationSettings
 from napari_sammed.core.volume.embeddings import VolumeEmbeddings
 from napari_sammed.core.volume.propagation import propagate, seeds_from_labels
-from napari_sammed.core.volume.slice_step import PropagationSettings, enlarged_box, interior_points
+from napari_sammed.core.volume.slice_step import enlarged_box, interior_points
 from tests.conftest import dice
 
 SPLEEN, KIDNEY_RIGHT, KIDNEY_LEFT, LIVER = 1, 2, 3, 5

@@ -9,12 +9,9 @@ import dataclasses
 import pytest
 
 from napari_sammed.cli import build_parser
-from napari_sammed.core.engine.automatic_masks import AmgSettings
 from napari_sammed.core.export.entry import ExportOptions
-from napari_sammed.core.jobs.evaluate import EvaluateSettings
 from napari_sammed.core.jobs.plan import ExportSpec, PropagationSpec, SamaugSpec
-from napari_sammed.core.jobs.simulate import SimulateSettings
-from napari_sammed.core.volume.slice_step import PropagationSettings
+from napari_sammed.core.settings import AmgSettings, EvaluateSettings, PropagationSettings, SimulateSettings
 
 #: command -> (settings dataclasses, options that are files or run policy, not settings)
 COMMANDS = {

@@ -17,8 +17,8 @@ from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, PushButto
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_info
 
+from ..core.settings import PropagationSettings
 from ..core.volume.propagation import Propagation, seeds_from_labels
-from ..core.volume.slice_step import PropagationSettings
 from .interactive import add_confirmed, confirmed_slices
 from .layers import POINTS, PREVIEW, in_plane, slice_index_of, slice_key, write_mask
 from .qc_plot import QCPlot

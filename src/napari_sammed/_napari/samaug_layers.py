@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from napari.qt.threading import thread_worker
 
-from ..core.engine.automatic_masks import AmgSettings
 from ..core.engine.samaug_priors import samaug_slice
+from ..core.settings import AmgSettings
 from .layers import slice_key
 
 SUFFIXES = {"seg": "SAMAug seg prior", "bnd": "SAMAug boundary prior", "aug": "SAMAug augmented"}

@@ -336,7 +336,7 @@ class SegmentWidget(Container):
 
     def start_samaug(self, settings=None):
         """Write/update the three SAMAug layers for the current slice or the whole volume."""
-        from ..core.engine.automatic_masks import AmgSettings
+        from ..core.settings import AmgSettings
         from .samaug_layers import samaug_worker
 
         if self.engine is None or self.image_layer is None or self.worker is not None:

@@ -8,31 +8,16 @@ slice. The weight-free engine gets a clearly labelled over-segmentation instead.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..model.sam_import import amg as _amg
+from ..settings import AmgSettings
 from .box_clicks import grown_boxes
 from .slice_engine import SliceEngine
-
-
-@dataclass(frozen=True)
-class AmgSettings:
-    """Settings of the automatic-mask stage (SAMAug's values by default)."""
-
-    points_per_side: int = 32
-    pred_iou_thresh: float = 0.5  # SAMAug's setting (SAM's default is 0.88)
-    stability_score_thresh: float | None = None  # None: the model's (SAMAug's 0.95; 0.8 for LiteMedSAM)
-    stability_score_offset: float = 1.0
-    box_nms_thresh: float = 0.5
-    min_mask_region_area: int = 0  # in slice pixels; 0 keeps all
-    points_per_batch: int = 256
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass

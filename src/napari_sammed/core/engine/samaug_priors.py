@@ -13,7 +13,8 @@ import numpy as np
 from skimage.segmentation import find_boundaries
 
 from ..io.windowing import Window, apply_window, percentile_window
-from .automatic_masks import AmgSettings, AutoMasks, automatic_masks
+from ..settings import AmgSettings
+from .automatic_masks import AutoMasks, automatic_masks
 
 
 def prior_maps(masks: np.ndarray, stability_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

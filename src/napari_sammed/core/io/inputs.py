@@ -147,6 +147,25 @@ def _int_key(text: str) -> str:
     return text
 
 
+#: ``propagate --help``: the files, and the prompts JSON exactly as :class:`PromptFile` checks it.
+FILES_HELP = """\
+IMAGE: NIfTI/TIFF/zarr/DICOM volume. OUTPUT: labels with the image's geometry (.nii.gz, .nii,
+.tif, .tiff, .zarr), plus OUTPUT_qc.csv/.json (one row per object and slice).
+
+SEEDS is a label volume of the image's shape (every slice where an object has voxels is one of
+its seeds), or a JSON file of prompts per object and slice:
+
+  {"objects": {"5": {"15": {"box": [x0, y0, x1, y1]},
+                     "22": {"points": [[120, 80], [130, 95]], "labels": [1, 0]}}},
+   "stops": {"5": [[30, 125, 90]], "0": [[3]]}}
+
+objects: object id -> slice index -> a prompt with a "box" [x0, y0, x1, y1] and/or "points"
+[[x, y], ...] with "labels" (1 positive, 0 negative; default all 1). Coordinates are pixels of
+the slice along --axis (x = column, y = row). stops (optional): object id -> [[slice]] stops
+every front of the object there, [[slice, x, y]] only fronts whose box holds the point; object
+"0" means every object."""
+
+
 class PromptFile(BaseModel):
     """``{"objects": {id: {slice: prompt}}, "stops": {id: [[slice] | [slice, x, y]]}}``."""
 

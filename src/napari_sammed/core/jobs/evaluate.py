@@ -27,32 +27,10 @@ from ..io.inputs import Sammed2dTest, load_json
 from ..io.paths import dataset_entry
 from ..io.read import read_image
 from ..io.tables import text_table
+from ..settings import PROMPT_MODES, EvaluateSettings
 from ..volume.metrics import dice
 
 FRAME = 256
-PROMPT_MODES = ("bbox", "1pt", "3pt", "5pt")
-
-
-@dataclass(frozen=True, kw_only=True)
-class EvaluateSettings:
-    """The protocol's knobs: ``prompts``, comma-separated modes (``bbox`` or ``Npt``), and the
-    ``seed`` of the point sampling (a seed gives the same points, hence the same Dice, every run)."""
-
-    prompts: str = ",".join(PROMPT_MODES)
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for mode in self.modes:
-            if mode != "bbox" and not (mode.endswith("pt") and mode[:-2].isdigit() and int(mode[:-2]) >= 1):
-                raise InputError(None, f"unknown prompt mode {mode!r}; use bbox or Npt such as 1pt, 3pt, 5pt")
-        if not self.modes:
-            raise InputError(None, "no prompt mode; use bbox or Npt such as 1pt, 3pt, 5pt")
-
-    @property
-    def modes(self) -> tuple[str, ...]:
-        return tuple(m.strip() for m in self.prompts.split(",") if m.strip())
-
-
 @dataclass
 class TestMask:
     """One test mask of a SAM-Med2D dataset, its image and class."""

@@ -7,14 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..engine.automatic_masks import AmgSettings
 from ..errors import InputError
 from ..export import ExportCase, ExportOptions, export_case
 from ..export.case import CASE_NAME, Priors
 from ..io.qc import read_trace_csv
 from ..io.read import file_stem, read_volume
 from ..io.windowing import describe_window, resolve_window
-from .samaug import compute_priors, load_priors, provenance
+from ..settings import AmgSettings
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +59,8 @@ class SamaugSource:
     folder: str | Path | None = None
 
     def priors(self, data, stem: str, window) -> Priors:
+        from .samaug import compute_priors, load_priors, provenance  # the model's code: only when asked
+
         engine = self.load_engine()
         if self.folder is not None:
             found = load_priors(self.folder, stem, provenance(engine, self.settings, window))

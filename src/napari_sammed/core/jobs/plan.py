@@ -30,12 +30,11 @@ from pydantic import (
     model_validator,
 )
 
-from ..engine.automatic_masks import AmgSettings
 from ..export.case import CASE_NAME, class_name
 from ..export.entry import ExportOptions
 from ..export.nnunet import dataset_folder
 from ..io.windowing import WINDOW_PRESETS
-from ..volume.slice_step import PropagationSettings
+from ..settings import AmgSettings, PropagationSettings
 from .settings import plan_model, plan_values
 
 STEPS = ("propagate", "samaug", "export")

@@ -26,29 +26,11 @@ from ..io.inputs import InputError, NeedsOption, PromptFile, load_json
 from ..io.qc import TraceRow, object_summary, save_trace
 from ..io.read import Volume, file_stem, read_volume
 from ..io.write import label_dtype, write_volume
+from ..settings import PropagationSettings
 from ..volume.embeddings import VolumeEmbeddings
 from ..volume.propagation import Propagation, paint_masks, seeds_from_labels
-from ..volume.slice_step import PropagationSettings
 
 log = logging.getLogger(__name__)
-
-#: ``propagate --help``: the files, and the prompts JSON exactly as :func:`read_prompt_file` reads it.
-FILES_HELP = """\
-IMAGE: NIfTI/TIFF/zarr/DICOM volume. OUTPUT: labels with the image's geometry (.nii.gz, .nii,
-.tif, .tiff, .zarr), plus OUTPUT_qc.csv/.json (one row per object and slice).
-
-SEEDS is a label volume of the image's shape (every slice where an object has voxels is one of
-its seeds), or a JSON file of prompts per object and slice:
-
-  {"objects": {"5": {"15": {"box": [x0, y0, x1, y1]},
-                     "22": {"points": [[120, 80], [130, 95]], "labels": [1, 0]}}},
-   "stops": {"5": [[30, 125, 90]], "0": [[3]]}}
-
-objects: object id -> slice index -> a prompt with a "box" [x0, y0, x1, y1] and/or "points"
-[[x, y], ...] with "labels" (1 positive, 0 negative; default all 1). Coordinates are pixels of
-the slice along --axis (x = column, y = row). stops (optional): object id -> [[slice]] stops
-every front of the object there, [[slice, x, y]] only fronts whose box holds the point; object
-"0" means every object."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.automatic_masks import AmgSettings
 from ..engine.samaug_priors import augmented_uint8, samaug_slice
 from ..export.case import Priors
 from ..io.atomic import atomic_write, temp_file
@@ -26,6 +25,7 @@ from ..io.read import (
     read_volume,
 )
 from ..io.windowing import apply_window, describe_window, resolve_window
+from ..settings import AmgSettings
 from ..volume.embeddings import VolumeEmbeddings
 
 log = logging.getLogger(__name__)

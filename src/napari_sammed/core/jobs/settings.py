@@ -16,11 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from ..engine.automatic_masks import AmgSettings
 from ..export.entry import ExportOptions
-from ..volume.slice_step import PropagationSettings
-from .evaluate import EvaluateSettings
-from .simulate import SimulateSettings
+from ..settings import AmgSettings, EvaluateSettings, PropagationSettings, SimulateSettings
 
 #: {settings class: {field: (help, option name or None for ``--field-name``)}}: the settings the
 #: command line offers; the rest keep their defaults there.

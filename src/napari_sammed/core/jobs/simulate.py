@@ -27,6 +27,7 @@ from ..errors import InputError
 from ..io.read import read_volume
 from ..io.tables import markdown_table
 from ..io.windowing import Window, describe_window, resolve_window
+from ..settings import SimulateSettings
 from ..volume.annotator import VolumeAnnotator
 from ..volume.embeddings import VolumeEmbeddings
 from ..volume.metrics import Click, auc, dice, next_click, protocol_nsd
@@ -52,19 +53,6 @@ class ClassRun:
     @property
     def nsd_auc(self) -> float:
         return auc(self.nsd[1:])
-
-
-@dataclass(frozen=True, kw_only=True)
-class SimulateSettings:
-    """How the simulated annotator works: ``clicks`` after the box; ``from_scratch`` re-propagates
-    the whole object after every interaction (what other tools do) instead of updating it."""
-
-    clicks: int = 5
-    from_scratch: bool = False
-
-    def __post_init__(self) -> None:
-        if self.clicks < 0:
-            raise InputError(None, f"clicks {self.clicks}: give 0 or more")
 
 
 @dataclass(frozen=True)

@@ -32,11 +32,12 @@ from dataclasses import replace
 import numpy as np
 
 from ..engine.slice_engine import Prediction, Prompt
+from ..settings import PropagationSettings
 from . import interaction_checks as checks
 from .annotator_state import Confirmed, ObjectState, UndoStep
 from .click_geometry import deep_inside, holds, with_disc
 from .propagation import Propagation
-from .slice_step import PropagationSettings, judge, mask_iou, next_slice_prompt
+from .slice_step import judge, mask_iou, next_slice_prompt
 
 #: A click whose mask outgrows the object's largest slice this many times has found another
 #: (larger) structure under it: on the shared CT/MR such clicks ruined small objects

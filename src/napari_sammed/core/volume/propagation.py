@@ -23,9 +23,10 @@ import numpy as np
 
 from ..engine.slice_engine import Prediction, Prompt
 from ..io.qc import FrontEnd, TraceRow
+from ..settings import DIRECTIONS, PropagationSettings
 from .embeddings import get_slice
 from .leak_check import IntensityRange, check_slice, intensity_range
-from .slice_step import DIRECTIONS, PropagationSettings, enlarged_box, judge, mask_iou, next_slice_prompt
+from .slice_step import enlarged_box, judge, mask_iou, next_slice_prompt
 
 Seeds = Mapping[int, Mapping[int, np.ndarray]]  # object id -> {slice index: (H, W) bool mask}
 StopMarkers = Mapping[int, list[tuple[int, float | None, float | None]]]  # object id (0 = all) -> (slice, x, y)

@@ -5,43 +5,12 @@ that accepts or stops on what comes back. Shared by :mod:`.propagation` (fronts 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
 import numpy as np
 from scipy import ndimage as ndi
 
 from ..engine.frame import mask_box
 from ..engine.slice_engine import Prediction, Prompt
-
-DIRECTIONS = {"both": (1, -1), "forward": (1,), "backward": (-1,)}
-
-
-@dataclass(frozen=True)
-class PropagationSettings:
-    """Thresholds and prompt recipe; the defaults are measured on the shared CT and MR."""
-
-    min_iou: float = 0.5  # stop below this predicted IoU
-    min_neighbour_iou: float = 0.6  # stop below this IoU with the previous slice's mask
-    min_area: int = 4  # pixels; a smaller mask counts as vanished
-    # The prompt recipe; None takes the engine's own (``SliceEngine.propagation_recipe``).
-    box_margin: float | None = None  # enlarge the previous box by this fraction of its size per side ...
-    min_margin: float | None = None  # ... and by at least this many pixels
-    interior_points: int = 0  # positive points placed deep inside the previous mask
-    use_mask_prompt: bool | None = None
-    direction: str = "both"  # "both", "forward" (increasing index) or "backward"
-    max_steps: int | None = None  # per front
-
-    def __post_init__(self) -> None:
-        if self.direction not in DIRECTIONS:
-            raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}; got {self.direction!r}")
-        for name in ("min_iou", "min_neighbour_iou"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must lie in [0, 1]")
-
-    def resolved(self, engine, slice_shape: tuple[int, int]) -> PropagationSettings:
-        """These settings with every unset recipe field taken from the engine's recipe."""
-        recipe = engine.propagation_recipe(slice_shape)
-        return replace(self, **{k: v for k, v in recipe.items() if getattr(self, k) is None})
+from ..settings import DIRECTIONS, PropagationSettings  # noqa: F401  (re-exported)
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
