@@ -335,7 +335,7 @@ def _one_line(error: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command. Bad input: one line ``napari-sammed <command>: error: <file>: <what>``
     and exit code 2. A bug: the traceback and a line asking to report it, exit code 1."""
-    from .core.io.inputs import InputWarning
+    from .core.errors import InputWarning
 
     args = build_parser().parse_args(argv)
     prog = f"napari-sammed {args.command}"

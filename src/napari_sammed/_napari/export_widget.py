@@ -29,6 +29,7 @@ from napari.utils.notifications import show_error, show_info
 import napari
 
 from .._writer import layer_geometry
+from ..core.errors import InputError
 from ..core.export import ExportCase, ExportOptions, export_case
 from ..core.export.case import parse_class_names
 from ..core.io.qc import TraceRow
@@ -125,7 +126,7 @@ class ExportWidget(Container):
     def build_case(self) -> ExportCase:
         image, labels = self.image.value, self.labels_layer.value
         if image is None or labels is None:
-            raise ValueError("choose an image layer and a labels layer")
+            raise InputError(None, "choose an image layer and a labels layer")
         data = np.asarray(image.data)
         made_by = labels.metadata.get("napari_sammed", {})
         # The model's window when the segment dock recorded one (as the CLI's export), else the display's.

@@ -6,6 +6,7 @@ import numpy as np
 from napari.qt.threading import thread_worker
 
 from ..core.engine.samaug_priors import samaug_slice
+from ..core.errors import InputError
 from ..core.settings import AmgSettings
 from .layers import slice_key
 
@@ -81,20 +82,20 @@ def samaug_worker(session, whole_volume: bool, settings: AmgSettings = AmgSettin
 
 
 def layer_priors(viewer, image):
-    """The case's SAMAug priors from ``image``'s three SAMAug layers, for an export; raises a
-    ValueError saying what to do when they are missing or do not cover every slice along z."""
+    """The case's SAMAug priors from ``image``'s three SAMAug layers, for an export; raises an
+    InputError saying what to do when they are missing or do not cover every slice along z."""
     from ..core.engine.samaug_priors import augmented_uint8
     from ..core.export.case import Priors
 
     names = layer_names(image.name)
     if any(name not in viewer.layers for name in names.values()):
-        raise ValueError(f"no SAMAug maps of {image.name}: press 'SAMAug priors' (whole volume) in the segment dock")
+        raise InputError(None, f"no SAMAug maps of {image.name}: press 'SAMAug priors' (whole volume) in the segment dock")
     seg, bnd, aug = (viewer.layers[names[k]] for k in ("seg", "bnd", "aug"))
     made_by = dict(seg.metadata.get("samaug", {}))
     slices = set(made_by.pop("slices", []))
     count = 1 if image.rgb or image.ndim == 2 else image.data.shape[0]
     if made_by.get("axis") not in (None, "z") or slices != set(range(count)):
-        raise ValueError(f"the SAMAug maps of {image.name} cover {len(slices)} of its {count} axial slices: "
-                         "run 'SAMAug priors' on the whole volume along z first")
+        raise InputError(None, f"the SAMAug maps of {image.name} cover {len(slices)} of its {count} axial slices: "
+                               "run 'SAMAug priors' on the whole volume along z first")
     return Priors(np.asarray(seg.data, np.float32), np.asarray(bnd.data, np.float32),
                   augmented_uint8(np.asarray(aug.data)), made_by)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import InputError
 from ..model.loaded import LoadedModel
 from .frame import FrameTransform
 
@@ -40,18 +41,18 @@ class Prompt:
         if self.points is not None and len(self.points):
             self.points = np.asarray(self.points, dtype=np.float64).reshape(-1, 2)
             if self.point_labels is None:
-                raise ValueError("point_labels must be given with points")
+                raise InputError(None, "point_labels must be given with points")
             self.point_labels = np.asarray(self.point_labels, dtype=np.int64).reshape(-1)
             if len(self.point_labels) != len(self.points):
-                raise ValueError(f"{len(self.points)} points but {len(self.point_labels)} labels")
+                raise InputError(None, f"{len(self.points)} points but {len(self.point_labels)} labels")
         else:
             self.points, self.point_labels = None, None
         if self.box is not None:
             self.box = np.asarray(self.box, dtype=np.float64).reshape(4)
             if self.box[2] <= self.box[0] or self.box[3] <= self.box[1]:
-                raise ValueError(f"box must be x0 < x1, y0 < y1; got {self.box.tolist()}")
+                raise InputError(None, f"box must be x0 < x1, y0 < y1; got {self.box.tolist()}")
         if self.points is None and self.box is None and self.mask_input is None:
-            raise ValueError("a prompt needs points, a box or a mask")
+            raise InputError(None, "a prompt needs points, a box or a mask")
 
     @property
     def signature(self) -> tuple[int, bool, bool]:

@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from ..errors import InputError, NeedsOption
 from ..io.hashing import sha256_file
 from ..model import lite_medsam
 from ..model.build import build_lite_medsam, build_sam_vit
@@ -141,7 +142,7 @@ def load_model(
     """
     if takes_no_checkpoint(kind):
         if path:
-            raise ValueError(f"the {kind} engine takes no checkpoint (got {path})")
+            raise InputError(None, f"the {kind} engine takes no checkpoint (got {path})")
         family = family_of_kind(kind)
         spec = family.kinds[kind]
         return LoadedModel(family.name, spec, family.build(spec, "cpu"))
@@ -150,7 +151,7 @@ def load_model(
         bundled = None if source is None else source.bundled
         if bundled is None:
             default = family_of_kind(DEFAULT_KIND).kinds[DEFAULT_KIND].label
-            raise ValueError(f"no checkpoint given for {kind}; only {default} comes bundled")
+            raise InputError(None, f"no checkpoint given for {kind}; only {default} comes bundled")
         path, sha256 = bundled.path(), bundled.sha256()
     dev, dt = placement(device, dtype)
     ckpt = read_checkpoint(path, sha256)
@@ -201,8 +202,6 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, overwrite
     A ``<dst>.sha256`` file is written beside it; the file's metadata names the detected kind.
     The result loads without unpickling.
     """
-    from ..io.inputs import NeedsOption  # pydantic: only the CLI's convert needs it
-
     for path in (Path(dst), sha256_path(dst)):
         if path.exists() and not overwrite:
             raise NeedsOption(f"{path} exists; pass {{overwrite}} to replace it")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from skimage.segmentation import find_boundaries
 
+from ..errors import InputError
 from ..io.windowing import Window, apply_window, percentile_window
 from ..settings import AmgSettings
 from .automatic_masks import AutoMasks, automatic_masks
@@ -42,7 +43,7 @@ def image_to_unit(image: np.ndarray, window: Window | None = None) -> np.ndarray
     if image.dtype == np.uint16:
         return image.astype(np.float32) / 65535.0
     if image.dtype.kind not in "iuf":
-        raise ValueError(f"unsupported image dtype {image.dtype}")
+        raise InputError(None, f"unsupported image dtype {image.dtype}")
     window = window or percentile_window(image)
     if image.dtype.kind == "f":
         return np.clip((image.astype(np.float32) - window.low) / (window.high - window.low), 0, 1)

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import InputError
 from ..model.loaded import LoadedModel
 from .backends import Backend, Prompt, sigmoid
 from .families import backend_for
@@ -33,8 +34,8 @@ def as_rgb_batch(images: np.ndarray) -> np.ndarray:
     """(H, W), (N, H, W) grey or (N, H, W, 3) RGB uint8 -> (N, H, W, 3) uint8."""
     images = np.asarray(images)
     if images.dtype != np.uint8:
-        raise ValueError(
-            f"images must be uint8 (window them first, e.g. napari_sammed.to_uint8); got {images.dtype}"
+        raise InputError(
+            None, f"images must be uint8 (window them first, e.g. napari_sammed.to_uint8); got {images.dtype}"
         )
     if images.ndim == 2:
         images = images[None]
@@ -42,7 +43,7 @@ def as_rgb_batch(images: np.ndarray) -> np.ndarray:
         return np.repeat(images[..., None], 3, axis=-1)
     if images.ndim == 4 and images.shape[-1] == 3:
         return images
-    raise ValueError(f"expected (H,W), (N,H,W) or (N,H,W,3) uint8 slices, got shape {images.shape}")
+    raise InputError(None, f"expected (H,W), (N,H,W) or (N,H,W,3) uint8 slices, got shape {images.shape}")
 
 
 class SliceEngine:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from ..io.hashing import data_hash, sha256_file
 from ..io.qc import TraceRow
 from ..io.windowing import Window
@@ -21,7 +22,7 @@ def class_name(name: str) -> str:
     """A file-name-safe class name: ``"kidney right"`` -> ``"kidney_right"``."""
     cleaned = re.sub(r"[^A-Za-z0-9]+", "_", str(name)).strip("_")
     if not cleaned:
-        raise ValueError(f"class name {name!r} has no letters or digits")
+        raise InputError(None, f"class name {name!r} has no letters or digits")
     return cleaned
 
 
@@ -32,12 +33,12 @@ def parse_class_names(text: str | None) -> dict[int, str]:
         if not part.strip():
             continue
         if "=" not in part:
-            raise ValueError(f"class names look like '1=spleen, 5=liver'; got {part.strip()!r}")
+            raise InputError(None, f"class names look like '1=spleen, 5=liver'; got {part.strip()!r}")
         key, value = (t.strip() for t in part.split("=", 1))
         if not key.isdigit() or int(key) == 0:
-            raise ValueError(f"class names: {key!r} in {part.strip()!r} is not a label id (1, 2, ...)")
+            raise InputError(None, f"class names: {key!r} in {part.strip()!r} is not a label id (1, 2, ...)")
         if int(key) in names:
-            raise ValueError(f"class names: label {int(key)} is named twice ({names[int(key)]!r} and {value!r})")
+            raise InputError(None, f"class names: label {int(key)} is named twice ({names[int(key)]!r} and {value!r})")
         names[int(key)] = value
     return names
 
@@ -54,8 +55,8 @@ class Priors:
     def check(self, spatial: tuple[int, ...]) -> None:
         shapes = (self.seg.shape, self.boundary.shape, self.augmented.shape[:-1])
         if any(shape != tuple(spatial) for shape in shapes) or self.augmented.shape[-1:] != (3,):
-            raise ValueError(f"SAMAug priors of shapes {[tuple(s) for s in shapes]} do not fit the image "
-                             f"{tuple(spatial)}; compute them again for this image")
+            raise InputError(None, f"SAMAug priors of shapes {[tuple(s) for s in shapes]} do not fit the image "
+                                   f"{tuple(spatial)}; compute them again for this image")
 
 
 @dataclass
@@ -85,18 +86,18 @@ class ExportCase:
 
     def validate(self) -> None:
         if not CASE_NAME.fullmatch(self.name or ""):
-            raise ValueError(f"case name {self.name!r}: use letters, digits, '_', '-' or '.', starting with a letter or digit")
+            raise InputError(None, f"case name {self.name!r}: use letters, digits, '_', '-' or '.', starting with a letter or digit")
         spatial = self.image.shape[:2] if self.rgb else self.image.shape
         if spatial != self.labels.shape:
-            raise ValueError(f"labels have shape {self.labels.shape} but the image {self.image.shape}; "
-                             "export needs labels drawn on this image")
+            raise InputError(None, f"labels have shape {self.labels.shape} but the image {self.image.shape}; "
+                                   "export needs labels drawn on this image")
         if self.labels.ndim not in (2, 3):
-            raise ValueError(f"expected 2D or 3D labels, got shape {self.labels.shape}")
+            raise InputError(None, f"expected 2D or 3D labels, got shape {self.labels.shape}")
         label_dtype(self.labels)  # integers, non-negative
         if self.priors is not None:
             self.priors.check(spatial)
         if not self.labels.any():
-            raise ValueError("the labels are empty: nothing to export")
+            raise InputError(None, "the labels are empty: nothing to export")
         self.check_class_names()
 
     def check_class_names(self) -> None:
@@ -107,7 +108,8 @@ class ExportCase:
             cleaned = self.name_of(label)
             if cleaned in seen:
                 first = seen[cleaned]
-                raise ValueError(
+                raise InputError(
+                    None,
                     f"class names {self.class_names.get(first, f'label_{first}')!r} (label {first}) and "
                     f"{self.class_names.get(label, f'label_{label}')!r} (label {label}) both become "
                     f"{cleaned!r} in file names; give them distinct names")

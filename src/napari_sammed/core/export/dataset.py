@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..io.inputs import NeedsOption, Provenance
+from ..errors import NeedsOption
+from ..io.inputs import Provenance
 from ..io.qc import save_trace
 from .case import ExportCase
 from .staging import OURS, Staging, read_json

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ..errors import InputError
 from .case import ExportCase
 from .nnunet import export_nnunet
 from .sammed2d import export_sammed2d
@@ -46,15 +47,15 @@ class ExportOptions:
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
-            raise ValueError(f"unknown export format {self.format!r}; choose one of {', '.join(FORMATS)}")
+            raise InputError(None, f"unknown export format {self.format!r}; choose one of {', '.join(FORMATS)}")
         if self.axis not in ("z", "y", "x"):
-            raise ValueError(f"slice axis must be z, y or x; got {self.axis!r}")
+            raise InputError(None, f"slice axis must be z, y or x; got {self.axis!r}")
         if str(self.folder).strip() in ("", "."):
-            raise ValueError("choose a target folder")
+            raise InputError(None, "choose a target folder")
         if self.samaug_channels and self.format != "nnunet":
-            raise ValueError("SAMAug channels are an nnU-Net option (--format nnunet)")
+            raise InputError(None, "SAMAug channels are an nnU-Net option (--format nnunet)")
         if self.samaug_images and self.format != "sammed2d":
-            raise ValueError("SAMAug images are a SAM-Med2D option (--format sammed2d)")
+            raise InputError(None, "SAMAug images are a SAM-Med2D option (--format sammed2d)")
 
 
 def export_case(case: ExportCase, options: ExportOptions) -> dict:

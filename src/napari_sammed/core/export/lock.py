@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..io.inputs import InputError
+from ..errors import InputError
 
 try:
     import fcntl

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..io.inputs import InputError
+from ..errors import InputError
 
 SLICE = re.compile(r"(.+)_(\d+)")  # a slice's image stem: <case>_<slice>
 

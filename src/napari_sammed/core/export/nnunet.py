@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.inputs import InputError, NeedsOption, NnunetDatasetJson
+from ..errors import InputError, NeedsOption
+from ..io.inputs import NnunetDatasetJson
 from ..io.write import label_dtype, to_nifti
 from .case import ExportCase
 from .dataset import PROVENANCE_JSON, check_dataset_folder, record_case
@@ -31,9 +32,9 @@ PRIOR_CHANNELS = {"1": "samaug_seg_prior", "2": "samaug_boundary_prior"}
 def dataset_folder(root: str | Path, dataset_id: int, name: str) -> Path:
     """``root/DatasetNNN_Name``, with the id and name checked against nnU-Net's rules."""
     if not 1 <= int(dataset_id) <= 999:
-        raise ValueError(f"nnU-Net dataset ids have 3 digits (1-999); got {dataset_id}")
+        raise InputError(None, f"nnU-Net dataset ids have 3 digits (1-999); got {dataset_id}")
     if not re.fullmatch(r"[A-Za-z0-9_-]+", name or ""):
-        raise ValueError(f"dataset name {name!r}: use letters, digits, '_' or '-'")
+        raise InputError(None, f"dataset name {name!r}: use letters, digits, '_' or '-'")
     return Path(root) / f"Dataset{int(dataset_id):03d}_{name}"
 
 
@@ -42,7 +43,7 @@ def label_table(existing: dict, names: list[str]) -> dict[str, int]:
     table = {"background": 0, **{k: int(v) for k, v in existing.items() if k != "background"}}
     values = sorted(table.values())
     if values != list(range(len(values))):
-        raise ValueError(f"existing dataset.json labels are not consecutive: {table}")
+        raise InputError(None, f"existing dataset.json labels are not consecutive: {table}")
     for name in names:
         if name not in table:
             table[name] = len(table)
@@ -71,7 +72,7 @@ def export_nnunet(
     channels = RGB_CHANNELS if case.rgb else {"0": channel_name}
     if samaug_channels:
         if case.rgb or case.priors is None:
-            raise ValueError("SAMAug channels need a grey image and its SAMAug priors")
+            raise InputError(None, "SAMAug channels need a grey image and its SAMAug priors")
         channels = {**channels, **PRIOR_CHANNELS}
     with writing(folder):
         return _export(case, folder, dataset_name, channels, append, overwrite, samaug_channels)
@@ -117,7 +118,7 @@ def _export(case: ExportCase, folder: Path, dataset_name: str, channels: dict, a
 def _appendable(info: dict, source: Path, channels: dict) -> str:
     """The file ending of an existing dataset that this case can join consistently; else an error."""
     if info.get("channel_names") != channels:
-        raise ValueError(f"{source.parent} has channels {info.get('channel_names')}, this case {channels}")
+        raise InputError(None, f"{source.parent} has channels {info.get('channel_names')}, this case {channels}")
     if info["file_ending"] not in NIFTI_ENDINGS:
         raise InputError(source, f"file_ending {info['file_ending']!r}: napari-sammed writes NIfTI "
                                  f"({' or '.join(NIFTI_ENDINGS)}); export to a new dataset")

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..io.inputs import NeedsOption, Provenance, Sammed2dTest, Sammed2dTrain
+from ..errors import InputError, NeedsOption
+from ..io.inputs import Provenance, Sammed2dTest, Sammed2dTrain
 from ..io.paths import check_entries, dataset_entry, entry_prefix, inside
 from ..io.windowing import apply_window
 from .case import ExportCase
@@ -44,7 +45,7 @@ def _slices(case: ExportCase, axis: int, samaug_images: bool = False):
     """(stem, image slice uint8 (grey or RGB), label slice) for every slice of the case; with
     ``samaug_images`` the image is SAMAug's augmented RGB (the priors added to channels 1 and 2)."""
     if samaug_images and (case.priors is None or (case.labels.ndim == 3 and axis != 0)):
-        raise ValueError("SAMAug images need the case's SAMAug priors, computed along z")
+        raise InputError(None, "SAMAug images need the case's SAMAug priors, computed along z")
     if case.labels.ndim == 2:
         image = case.image if case.rgb else apply_window(case.image, case.window)
         yield case.name, case.priors.augmented if samaug_images else image, case.labels
@@ -87,7 +88,7 @@ def export_sammed2d(
     """
     case.validate()
     if split not in ("auto", "train", "test"):
-        raise ValueError(f"split must be auto, train or test; got {split!r}")
+        raise InputError(None, f"split must be auto, train or test; got {split!r}")
     dataset = Path(dataset)
     with writing(dataset):
         return _export(case, dataset, axis, split, seed, test_fraction, all_slices, split_components, append,
@@ -145,7 +146,7 @@ def _export(case: ExportCase, dataset: Path, axis: int, split: str, seed: int, t
             for name, mask in _objects(case, plane, split_components):
                 index = counters[name] = counters.get(name, -1) + 1
                 if index > 999:
-                    raise ValueError(f"more than 1000 '{name}' objects on {stem}: the format numbers them with 3 digits")
+                    raise InputError(None, f"more than 1000 '{name}' objects on {stem}: the format numbers them with 3 digits")
                 mask_file = claim(f"masks/{stem}_{name}_{index:03d}.png")
                 _png(staging.path(mask_file), (mask * 255).astype(np.uint8))
                 mask_keys.append(prefix + mask_file)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.inputs import NeedsOption
+from ..errors import InputError, NeedsOption
 from ..io.qc import save_trace
 from ..io.write import write_tiff, zarr_group
 from .case import ExportCase
@@ -22,9 +22,9 @@ def export_stack(case: ExportCase, folder: str | Path, fmt: str = "tiff", includ
     with ``<case>_<format>_provenance.json``; all written at once (staged) or not at all."""
     case.validate()
     if fmt not in FORMATS:
-        raise ValueError(f"stack format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+        raise InputError(None, f"stack format must be one of {', '.join(FORMATS)}; got {fmt!r}")
     if fmt == "png" and case.labels.max() > 255:
-        raise ValueError(f"labels go up to {int(case.labels.max())}: 8-bit PNG holds 0-255; use tiff or zarr")
+        raise InputError(None, f"labels go up to {int(case.labels.max())}: 8-bit PNG holds 0-255; use tiff or zarr")
     folder = Path(folder)
     with writing(folder):  # locked: two exports of one case never interleave their renames
         return _export(case, folder, fmt, include_image, overwrite)

@@ -27,8 +27,9 @@ from typing import Literal
 
 from pydantic import BaseModel, field_validator
 
+from ..errors import InputError
 from ..io.atomic import temp_dir, temp_file
-from ..io.inputs import InputError, load_json
+from ..io.inputs import load_json
 from ..io.paths import inside
 from .lock import dataset_lock
 

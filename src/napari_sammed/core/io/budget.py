@@ -14,7 +14,7 @@ import os
 import re
 from pathlib import Path
 
-from .inputs import InputError
+from ..errors import InputError
 
 ENV = "NAPARI_SAMMED_MEMORY_BUDGET"
 _UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
@@ -25,7 +25,7 @@ def parse_size(text: str) -> int:
     """``"8G"`` -> 8 * 2**30 (K, M, G, T are powers of 1024; a plain number is bytes)."""
     match = _SIZE.fullmatch(text)
     if not match or float(match[1]) <= 0:
-        raise ValueError(f"{ENV}={text!r}: give a size such as 512M or 8G (or a number of bytes)")
+        raise InputError(None, f"{ENV}={text!r}: give a size such as 512M or 8G (or a number of bytes)")
     return int(float(match[1]) * _UNITS[match[2].lower()])
 
 

@@ -15,9 +15,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from ..errors import InputError, InputWarning
 from .budget import check_memory, memory_budget
 from .error_text import first_line
-from .inputs import InputError, InputWarning
 from .orientation import LPS_TO_RAS, display_spacing, source_axcodes, to_display
 
 #: The header fields a series is sorted, checked and decoded with.

@@ -13,7 +13,7 @@ import posixpath
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from .inputs import InputError
+from ..errors import InputError
 
 
 def inside(root: str | Path, relative: str | os.PathLike, source: str | Path | None = None) -> Path:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from .budget import check_memory
 from .dicom import read_dicom_series
 from .error_text import first_line
-from .inputs import InputError
 from .orientation import display_spacing, source_axcodes, to_display
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ..errors import InputError
+
 #: CT window presets as (width, level) in Hounsfield units.
 CT_PRESETS: dict[str, tuple[float, float]] = {
     "ct-soft-tissue": (400.0, 40.0),
@@ -34,9 +36,9 @@ class Window:
 
     def __post_init__(self) -> None:
         if not np.isfinite(self.low) or not np.isfinite(self.high):
-            raise ValueError(f"window limits must be finite, got {self.low}, {self.high}")
+            raise InputError(None, f"window limits must be finite, got {self.low}, {self.high}")
         if self.high <= self.low:
-            raise ValueError(f"window high ({self.high}) must exceed low ({self.low})")
+            raise InputError(None, f"window high ({self.high}) must exceed low ({self.low})")
 
     @classmethod
     def from_width_level(cls, width: float, level: float, name: str = "") -> Window:
@@ -57,7 +59,7 @@ def percentile_window(data: np.ndarray, lower: float = 0.5, upper: float = 99.5)
     if sample.dtype.kind == "f":
         sample = sample[np.isfinite(sample)]  # a NaN or inf voxel must not make the window NaN
     if sample.size == 0:
-        raise ValueError("no finite intensities to take a percentile window from")
+        raise InputError(None, "no finite intensities to take a percentile window from")
     low, high = np.percentile(sample, [lower, upper])
     if high <= low:
         high = low + 1.0
@@ -128,7 +130,7 @@ def resolve_window(data: np.ndarray, preset: str | Window | tuple[float, float] 
         return Window.preset(preset)
     if preset == PERCENTILE_PRESET:
         return percentile_window(data)
-    raise ValueError(f"unknown window preset {preset!r}; choose one of {', '.join(WINDOW_PRESETS)}")
+    raise InputError(None, f"unknown window preset {preset!r}; choose one of {', '.join(WINDOW_PRESETS)}")
 
 
 def apply_window(data: np.ndarray, window: Window | None) -> np.ndarray:
@@ -136,7 +138,7 @@ def apply_window(data: np.ndarray, window: Window | None) -> np.ndarray:
     data = np.asarray(data)
     if window is None:
         if data.dtype != np.uint8:
-            raise ValueError(f"data of dtype {data.dtype} needs a window to become 8-bit")
+            raise InputError(None, f"data of dtype {data.dtype} needs a window to become 8-bit")
         return data
     scaled = (data.astype(np.float32) - window.low) * (255.0 / (window.high - window.low))
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError, NeedsOption
 from .atomic import atomic_write, temp_dir
-from .inputs import NeedsOption
 from .orientation import LPS_TO_RAS, display_affine, to_source
 from .read import is_nifti, is_zarr
 
@@ -29,18 +29,18 @@ def check_output(path, overwrite: bool = False, suffixes: tuple[str, ...] | None
     ``overwrite``, or a place that cannot be written. ``.zarr`` outputs are folders."""
     path = Path(path)
     if suffixes and not path.name.lower().endswith(suffixes):
-        raise ValueError(f"cannot write {path.name}: use {', '.join(suffixes)}")
+        raise InputError(None, f"cannot write {path.name}: use {', '.join(suffixes)}")
     if folder and path.exists() and not path.is_dir():
-        raise ValueError(f"{path} is a file; give a folder")
+        raise InputError(None, f"{path} is a file; give a folder")
     if not folder and path.is_dir() and not is_zarr(path):
-        raise ValueError(f"{path} is a folder; give a file name")
+        raise InputError(None, f"{path} is a folder; give a file name")
     if not folder and path.exists() and not overwrite:
         raise NeedsOption(f"{path} exists; pass {{overwrite}} to replace it")
     parent = path if folder and path.exists() else path.parent
     while not parent.exists() and parent != parent.parent:  # folders are created on writing
         parent = parent.parent
     if not parent.is_dir():
-        raise ValueError(f"cannot write {path}: {parent} is a file, not a folder")
+        raise InputError(None, f"cannot write {path}: {parent} is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise PermissionError(f"cannot write {path}: {parent} is not writable")
     return path
@@ -50,14 +50,14 @@ def label_dtype(array: np.ndarray) -> np.dtype:
     """The smallest unsigned type holding every label; labels must be non-negative integers."""
     array = np.asarray(array)
     if array.dtype.kind not in "iub":
-        raise ValueError(f"labels must be integers, got {array.dtype}")
+        raise InputError(None, f"labels must be integers, got {array.dtype}")
     low, high = int(array.min(initial=0)), int(array.max(initial=0))
     if low < 0:
-        raise ValueError(f"labels must be non-negative, found {low}")
+        raise InputError(None, f"labels must be non-negative, found {low}")
     for dtype in (np.uint8, np.uint16, np.uint32):
         if high <= np.iinfo(dtype).max:
             return np.dtype(dtype)
-    raise ValueError(f"label {high} does not fit 32 bits")
+    raise InputError(None, f"label {high} does not fit 32 bits")
 
 
 def nifti_affine(meta: dict, ndim: int = 3) -> np.ndarray:
@@ -71,8 +71,8 @@ def nifti_affine(meta: dict, ndim: int = 3) -> np.ndarray:
         affine = np.asarray(affine, float)
         affine = LPS_TO_RAS @ affine if meta.get("affine_space") == "LPS" else affine
     if not np.all(np.isfinite(affine)):
-        raise ValueError(f"the image's geometry (spacing {meta.get('spacing')}, affine) holds NaN or infinite "
-                         "values; it cannot be written")
+        raise InputError(None, f"the image's geometry (spacing {meta.get('spacing')}, affine) holds NaN or infinite "
+                               "values; it cannot be written")
     return affine
 
 
@@ -203,4 +203,4 @@ def write_volume(path, data, meta: dict, overwrite: bool = False, labels: bool =
         return write_tiff(path, data, meta, overwrite, labels=labels)
     if is_zarr(path):
         return write_zarr(path, data, meta, overwrite, "labels" if labels else "image")
-    raise ValueError(f"cannot write {path.name}: use {', '.join(VOLUME_SUFFIXES)}")
+    raise InputError(None, f"cannot write {path.name}: use {', '.join(VOLUME_SUFFIXES)}")

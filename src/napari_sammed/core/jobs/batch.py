@@ -98,11 +98,12 @@ def engine_loads(model: ModelConfig) -> int:
 
 # ---- one case ------------------------------------------------------------------------------
 def one_line(error: BaseException) -> str:
-    """An error as one line for the summary (type named unless it is a plain input error)."""
+    """An error as one line for the summary (type named unless it is an input error)."""
     from ..io.error_text import squeezed
+    from .errors import is_input_error
 
     text = squeezed(str(error), 400) or "(no message)"
-    if not isinstance(error, ValueError | FileNotFoundError | FileExistsError):
+    if not is_input_error(error):
         text = f"{type(error).__name__}: {text}"
     return text
 
@@ -149,7 +150,6 @@ def labels_path(case: CaseSpec, plan: Plan, outdir: Path) -> Path:
 def open_case(case: CaseSpec, plan: Plan, engine, cache_dir: Path, axis: str | None = None, volume=None):
     """The case's image (read unless ``volume`` is given), windowed, as the lazily embedded
     :class:`VolumeEmbeddings` its steps share (``.source``: the opened volume)."""
-    from ..io.inputs import InputError
     from ..io.read import read_volume
     from ..io.windowing import describe_window, resolve_window
     from ..volume.embeddings import VolumeEmbeddings

@@ -18,8 +18,8 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from ..errors import InputError, InputWarning
 from ..io.budget import format_size, memory_budget
-from ..io.inputs import InputWarning
 
 #: What one worker process needs: torch and a model (~1 GiB with SAM-Med2D), a volume, its embeddings.
 WORKER_MEMORY = 2 * 2**30
@@ -28,8 +28,11 @@ CONNECT_TIMEOUT = 30.0
 _ADDRESS = re.compile(r"(?:(tcp|tls)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})")
 
 
-class ClusterError(ValueError):
+class ClusterError(InputError):
     """A cluster that cannot be started or reached; one line naming it."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(None, what)
 
 
 def parse_cluster(text: str) -> int:

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from ..errors import InputError
+
 LOGGER = "napari_sammed"
 
 DESCRIPTION = """\
@@ -162,7 +164,7 @@ def parse_window(text: str | None):
         try:
             low, high = (float(v) for v in text.split(","))
         except ValueError:
-            raise ValueError(f"--window {text!r}: give a preset name or two numbers LOW,HIGH") from None
+            raise InputError(None, f"--window {text!r}: give a preset name or two numbers LOW,HIGH") from None
         return (low, high)
     return text
 
@@ -174,9 +176,9 @@ def parse_ids(text: str | None, option: str) -> list[int] | None:
     try:
         ids = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise ValueError(f"{option} {text!r}: give label ids as comma-separated integers, e.g. 1,5") from None
+        raise InputError(None, f"{option} {text!r}: give label ids as comma-separated integers, e.g. 1,5") from None
     if any(i <= 0 for i in ids):
-        raise ValueError(f"{option} {text!r}: label ids start at 1")
+        raise InputError(None, f"{option} {text!r}: label ids start at 1")
     return ids
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..io.inputs import InputError
+from ..errors import InputError
 from ..io.read import Volume, read_volume
 from ..io.windowing import describe_window, resolve_window
 from ..volume.embeddings import VolumeEmbeddings

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.slice_engine import Prompt, SliceEngine
-from ..io.inputs import InputError, NeedsOption, PromptFile, load_json
+from ..errors import InputError, NeedsOption
+from ..io.inputs import PromptFile, load_json
 from ..io.qc import TraceRow, object_summary, save_trace
 from ..io.read import Volume, file_stem, read_volume
 from ..io.write import label_dtype, write_volume

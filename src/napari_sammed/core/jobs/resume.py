@@ -13,9 +13,9 @@ import json
 import warnings
 from pathlib import Path
 
+from ..errors import InputError, InputWarning
 from ..io.atomic import atomic_write
 from ..io.hashing import json_hash
-from ..io.inputs import InputError, InputWarning
 from .plan import CaseSpec, Plan
 
 DONE = "done.json"

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.samaug_priors import augmented_uint8, samaug_slice
+from ..errors import InputError, InputWarning
 from ..export.case import Priors
 from ..io.atomic import atomic_write, temp_file
-from ..io.inputs import InputError, InputWarning
 from ..io.read import (
     IMAGE_SUFFIXES,
     NIFTI_SUFFIXES,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import InputError
+
 DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
           "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
 
@@ -27,7 +29,7 @@ def available_devices() -> list[str]:
 
 
 def check_device(device: str | torch.device | None) -> torch.device:
-    """The torch device for a user's device name, or a ValueError saying what can be used here.
+    """The torch device for a user's device name, or an InputError saying what can be used here.
 
     ``"auto"``/None: CUDA, else Apple MPS, else the CPU. Unknown names and devices this torch
     cannot reach (``cuda`` on a CPU-only build, ``cuda:3`` on a one-GPU machine) are refused
@@ -41,17 +43,17 @@ def check_device(device: str | torch.device | None) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
-        raise ValueError(f"unknown device {str(device)!r}; use one of {', '.join(DEVICE_NAMES)} ({here})") from None
+        raise InputError(None, f"unknown device {str(device)!r}; use one of {', '.join(DEVICE_NAMES)} ({here})") from None
     if dev.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"unsupported device {str(device)!r}; use one of {', '.join(DEVICE_NAMES)} ({here})")
+        raise InputError(None, f"unsupported device {str(device)!r}; use one of {', '.join(DEVICE_NAMES)} ({here})")
     if dev.type == "cuda" and not torch.cuda.is_available():
         why = "this torch is built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
-        raise ValueError(f"device {str(device)!r} is not available: {why} ({here})")
+        raise InputError(None, f"device {str(device)!r} is not available: {why} ({here})")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ValueError(f"device {str(device)!r} is not available: {torch.cuda.device_count()} CUDA GPU(s) "
-                         f"({here})")
+        raise InputError(None, f"device {str(device)!r} is not available: {torch.cuda.device_count()} CUDA GPU(s) "
+                               f"({here})")
     if dev.type == "mps" and not _mps_available():
-        raise ValueError(f"device {str(device)!r} is not available: no Apple MPS backend ({here})")
+        raise InputError(None, f"device {str(device)!r} is not available: no Apple MPS backend ({here})")
     return dev
 
 
@@ -62,7 +64,7 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+        raise InputError(None, f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
     return DTYPES[dtype]
 
 
@@ -70,5 +72,5 @@ def placement(device: str | torch.device | None, dtype: str | torch.dtype | None
     """The device and encoder dtype a network is loaded to, refused in one line before any file is read."""
     dev, dt = check_device(device), resolve_dtype(dtype)
     if dev.type == "cpu" and dt == torch.float16:
-        raise ValueError("float16 is not supported on the CPU; use bf16 or fp32")
+        raise InputError(None, "float16 is not supported on the CPU; use bf16 or fp32")
     return dev, dt

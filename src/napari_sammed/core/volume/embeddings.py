@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..engine.slice_engine import SliceEngine
+from ..errors import InputError
 from ..io.hashing import data_hash, json_hash
 from ..io.windowing import Window, apply_window
 from .cache import DEFAULT_BUDGET_BYTES, CacheCorruptError, EmbeddingCache, prune
@@ -21,10 +22,10 @@ def axis_index(axis: str | int) -> int:
     """``z``/``y``/``x`` (or 0/1/2) -> the array axis."""
     if isinstance(axis, int):
         if axis not in (0, 1, 2):
-            raise ValueError(f"axis must be 0, 1 or 2, got {axis}")
+            raise InputError(None, f"axis must be 0, 1 or 2, got {axis}")
         return axis
     if axis not in AXES:
-        raise ValueError(f"axis must be one of z, y, x; got {axis!r}")
+        raise InputError(None, f"axis must be one of z, y, x; got {axis!r}")
     return AXES[axis]
 
 
@@ -54,7 +55,7 @@ class VolumeEmbeddings:
         cache_budget: int = DEFAULT_BUDGET_BYTES,
     ) -> None:
         if volume.ndim != 3:
-            raise ValueError(f"expected a 3D volume, got shape {volume.shape}")
+            raise InputError(None, f"expected a 3D volume, got shape {volume.shape}")
         self.engine, self.volume, self.window = engine, volume, window
         self.axis = axis_index(axis)
         self.n_slices = volume.shape[self.axis]

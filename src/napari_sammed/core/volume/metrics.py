@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ..errors import InputError
+
 #: The challenge scores NSD as 0 unless Dice exceeds this.
 PROTOCOL_MIN_DICE = 0.2
 
@@ -52,10 +54,10 @@ def _pair(
 def _surface_args(spacing: Sequence[float], tolerance_mm: float) -> tuple[tuple[float, float, float], float]:
     values = np.asarray(spacing, dtype=float).ravel()
     if values.size != 3 or not np.all(np.isfinite(values) & (values > 0)):
-        raise ValueError(f"spacing must be three positive finite numbers (sz, sy, sx) in mm, got {spacing!r}")
+        raise InputError(None, f"spacing must be three positive finite numbers (sz, sy, sx) in mm, got {spacing!r}")
     tolerance_mm = float(tolerance_mm)
     if not (math.isfinite(tolerance_mm) and tolerance_mm >= 0):
-        raise ValueError(f"tolerance_mm must be finite and >= 0, got {tolerance_mm}")
+        raise InputError(None, f"tolerance_mm must be finite and >= 0, got {tolerance_mm}")
     return (float(values[0]), float(values[1]), float(values[2])), tolerance_mm
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..engine.slice_engine import Prediction, Prompt
+from ..errors import InputError
 from ..io.qc import FrontEnd, TraceRow
 from ..settings import DIRECTIONS, PropagationSettings
 from .embeddings import get_slice
@@ -192,7 +193,7 @@ class Propagation:
             for k in indices:
                 mask = np.asarray(by_slice[k], bool)
                 if mask.shape != self.slice_shape:
-                    raise ValueError(f"seed of object {object_id} on slice {k} has shape {mask.shape}, "
+                    raise InputError(None, f"seed of object {object_id} on slice {k} has shape {mask.shape}, "
                                      f"slices are {self.slice_shape}")
                 self._filled.setdefault(object_id, {})[k] = mask
                 self._rows.append(TraceRow(object_id, k, "seed", None, None, int(mask.sum())))
