@@ -137,7 +137,7 @@ def cmd_export(args) -> int:
         priors_from = SamaugSource(lambda: load_engine(args), from_args(AmgSettings, args), args.samaug_dir)
     report = export_files(args.image, args.labels, options, args.case, class_names_from(args.class_names),
                           parse_window(args.window), args.qc, priors_from=priors_from)
-    print(report["summary"])
+    print(report.summary)
     return 0
 
 

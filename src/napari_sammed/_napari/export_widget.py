@@ -30,7 +30,7 @@ import napari
 
 from .._writer import layer_geometry
 from ..core.errors import InputError
-from ..core.export import ExportCase, ExportOptions, export_case
+from ..core.export import ExportCase, ExportOptions, ExportReport, export_case
 from ..core.export.case import parse_class_names
 from ..core.io.qc import TraceRow
 from ..core.io.windowing import Window
@@ -169,7 +169,7 @@ class ExportWidget(Container):
             try:
                 return export_case(case, options)
             except (ValueError, OSError) as error:  # bad input / existing data: a message, not a crash
-                return {"error": error}
+                return str(error)  # (a returned exception would be raised again by the worker)
 
         worker = work()
         self.worker = worker
@@ -181,11 +181,11 @@ class ExportWidget(Container):
         worker.start()
         return worker
 
-    def _done(self, report: dict) -> None:
-        if "error" in report:
-            self._failed(report["error"])
+    def _done(self, report: ExportReport | str) -> None:
+        if isinstance(report, str):
+            self._failed(report)
             return
-        target = report["dataset"]
+        target = report.dataset
         self.status.value = f"exported to {target}"
         show_info(f"napari-sammed: exported {self.case.value} to {target}")
 

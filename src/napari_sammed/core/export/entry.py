@@ -58,22 +58,32 @@ class ExportOptions:
             raise InputError(None, "SAMAug images are a SAM-Med2D option (--format sammed2d)")
 
 
-def export_case(case: ExportCase, options: ExportOptions) -> dict:
-    """Export ``case``; returns a report with ``summary`` (one line) and the format's details."""
+@dataclass(frozen=True)
+class ExportReport:
+    """What an export wrote: the dataset folder, a summary for people and the format's details
+    (SAM-Med2D: split, images, masks; nnU-Net: labels, mapping, numTraining; stacks: files)."""
+
+    dataset: Path
+    summary: str
+    details: dict
+
+
+def export_case(case: ExportCase, options: ExportOptions) -> ExportReport:
+    """Export ``case`` in the format ``options`` name."""
     o = options
     if o.format == "sammed2d":
-        report = export_sammed2d(case, o.folder, "zyx".index(o.axis), o.split, o.seed, o.test_fraction, o.all_slices,
-                                 o.split_components, o.append, o.overwrite, o.samaug_images)
-        report["summary"] = (f"{report['dataset']}: case {case.name} -> {report['split']}, "
-                             f"{report['images']} images, {report['masks']} masks")
+        details = export_sammed2d(case, o.folder, "zyx".index(o.axis), o.split, o.seed, o.test_fraction,
+                                  o.all_slices, o.split_components, o.append, o.overwrite, o.samaug_images)
+        summary = (f"{details['dataset']}: case {case.name} -> {details['split']}, "
+                   f"{details['images']} images, {details['masks']} masks")
     elif o.format == "nnunet":
-        report = export_nnunet(case, o.folder, o.dataset_id, o.dataset_name, o.channel or "CT", o.append,
-                               o.overwrite, o.samaug_channels)
-        mapping = ", ".join(f"{k}->{v}" for k, v in report["mapping"].items())
-        report["summary"] = (f"{report['dataset']}: case {case.name}, {report['numTraining']} training cases; "
-                             f"labels {report['labels']}\nlabel mapping (layer id -> nnU-Net value): {mapping}")
+        details = export_nnunet(case, o.folder, o.dataset_id, o.dataset_name, o.channel or "CT", o.append,
+                                o.overwrite, o.samaug_channels)
+        mapping = ", ".join(f"{k}->{v}" for k, v in details["mapping"].items())
+        summary = (f"{details['dataset']}: case {case.name}, {details['numTraining']} training cases; "
+                   f"labels {details['labels']}\nlabel mapping (layer id -> nnU-Net value): {mapping}")
     else:
         files = export_stack(case, o.folder, o.format, o.include_image, o.overwrite)
-        report = {"files": files, "dataset": str(Path(files[0]).parent),
-                  "summary": "wrote " + ", ".join(str(p) for p in files)}
-    return report
+        details = {"files": files, "dataset": Path(files[0]).parent}
+        summary = "wrote " + ", ".join(str(p) for p in files)
+    return ExportReport(Path(details["dataset"]), summary, details)

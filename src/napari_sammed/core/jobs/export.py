@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
-from ..export import ExportCase, ExportOptions, export_case
+from ..export import ExportCase, ExportOptions, ExportReport, export_case
 from ..export.case import CASE_NAME, Priors
 from ..io.qc import read_trace_csv
 from ..io.read import file_stem, read_volume
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 def export_files(image: str | Path, labels: str | Path, options: ExportOptions, case: str | None = None,
                  class_names: dict[int, str] | None = None, window=None, qc: str | Path | None = None,
                  engine: dict | None = None, priors_from: SamaugSource | None = None,
-                 image_sha256: str | None = None) -> dict:
+                 image_sha256: str | None = None) -> ExportReport:
     """Export ``labels`` over ``image`` (any format :func:`read_volume` reads) as case ``case``
     (default: the image's file stem); ``window`` renders the images as the model saw them.
     ``engine`` describes what made the labels; ``priors_from`` gives the SAMAug priors that
