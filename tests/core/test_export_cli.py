@@ -78,6 +78,8 @@ def test_help_and_a_model_free_export_never_load_torch(tmp_path):
         "except SystemExit:\n"
         "    pass\n"
         f"assert main(['export', {str(CT)!r}, {str(SEG)!r}, {str(tmp_path / 'stacks')!r}, '--format', 'tiff']) == 0\n"
+        f"assert main(['export', {str(CT)!r}, {str(SEG)!r}, {str(tmp_path / 'x')!r}, '--format', 'nnunet', "
+        "'--dataset-id', '0']) == 2\n"  # bad input: the error path neither
         "print('torch' in sys.modules)\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -11,6 +11,7 @@ checks) or an ``OSError`` without a file errno - is a bug and keeps its tracebac
 from __future__ import annotations
 
 import errno
+import sys
 
 from ..errors import InputError, NeedsOption
 
@@ -21,13 +22,17 @@ FILE_ERRNOS = {errno.ENOENT, errno.EEXIST, errno.EACCES, errno.EPERM, errno.EISD
 FILE_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError)
 
 
-def input_error_types() -> tuple[type[BaseException], ...]:
-    """The project's input-error types."""
-    from ..model.checkpoints import CheckpointError
-    from ..model.lite_medsam import BundledWeightsError
-    from .plan import PlanError
+#: The other modules' input-error types, (module, class name).
+ELSEWHERE = (("napari_sammed.core.jobs.plan", "PlanError"),
+             ("napari_sammed.core.model.checkpoint_scan", "CheckpointError"),
+             ("napari_sammed.core.model.lite_medsam", "BundledWeightsError"))
 
-    return InputError, NeedsOption, PlanError, CheckpointError, BundledWeightsError
+
+def input_error_types() -> tuple[type[BaseException], ...]:
+    """The project's input-error types. A type whose module was never imported cannot have been
+    raised, and importing the model's modules would cost a model-free command torch's 2 s."""
+    loaded = [getattr(sys.modules[module], name) for module, name in ELSEWHERE if module in sys.modules]
+    return (InputError, NeedsOption, *loaded)
 
 
 def is_input_error(error: BaseException) -> bool:
