@@ -98,12 +98,12 @@ def cmd_samaug(args) -> int:
     from .core.io.write import check_output
     from .core.jobs.samaug import run_samaug
 
+    settings = from_args(AmgSettings, args)
     check_output(args.outdir, folder=True)
     engine = load_engine(args)
     folder = Path(args.input).is_dir() and not is_zarr(args.input)
     with bar("SAMAug", "image" if folder else "slice") as progress:
-        written = run_samaug(args.input, args.outdir, engine, parse_window(args.window),
-                             from_args(AmgSettings, args), progress)
+        written = run_samaug(args.input, args.outdir, engine, parse_window(args.window), settings, progress)
     print(f"wrote {len(written)} files to {args.outdir} ({engine.describe()['kind']})")
     return 0
 
@@ -149,7 +149,7 @@ def cmd_evaluate(args) -> int:
     if args.csv:
         from .core.io.write import check_output
 
-        check_output(args.csv, overwrite=True)
+        check_output(args.csv, args.overwrite)
     engine = load_engine(args)
     with bar("evaluating", "mask") as progress:
         scores = evaluate(args.dataset, engine, settings, progress)
@@ -159,7 +159,9 @@ def cmd_evaluate(args) -> int:
                                f"seed {settings.seed} - {label}"))
     csv_text = to_csv(scores)
     if args.csv:
-        Path(args.csv).write_text(csv_text)
+        from .core.io.atomic import atomic_write
+
+        atomic_write(args.csv, lambda tmp: Path(tmp).write_text(csv_text))
         print(f"CSV: {args.csv}")
     else:
         print("\n" + csv_text, end="")
@@ -253,12 +255,13 @@ def _commands() -> list[Command]:
                 help="reuse the maps `napari-sammed samaug` wrote here when the same model, settings "
                      "and window made them (else they are computed)")),
             (ExportOptions, "window", AmgSettings, "model"),  # the model only for the SAMAug options
-            "IMAGE and LABELS: NIfTI/TIFF/zarr/DICOM (or PNG for 2D) of the same shape. "
+            "IMAGE and LABELS: NIfTI/TIFF/zarr/DICOM volumes of the same shape. "
             "OUTPUT: the SAM-Med2D dataset folder, the nnU-Net raw folder that holds "
             "DatasetNNN_Name, or the folder for stacks.", model_free=True),
         Command("evaluate", cmd_evaluate, "SAM-Med2D test protocol (bbox, 1/3/5 points) on a dataset in its format", (
             arg("dataset", help="folder with label2image_test.json (e.g. data_demo)"),
-            arg("--csv", default=None, help="write the CSV here instead of printing it")), (EvaluateSettings, "model")),
+            arg("--csv", default=None, help="write the CSV here instead of printing it"),
+            arg("--overwrite", action="store_true", help="replace an existing --csv file")), (EvaluateSettings, "model")),
         Command("simulate", cmd_simulate, "CVPR 2025 interactive 3D protocol (box + clicks) on your image and labels", (
             arg("image", help="3D NIfTI/TIFF/zarr/DICOM volume"),
             arg("labels", help="reference label volume of the same shape"),

@@ -9,6 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from napari_sammed.cli import main
 from napari_sammed.core.engine.families import load_model
@@ -140,6 +141,9 @@ def test_cli_with_a_sam_med2d_checkpoint_and_csv_file(tmp_path, small_checkpoint
     assert "SAM-Med2D sha256" in printed
     rows = list(csv.DictReader(io.StringIO(out_csv.read_text())))
     assert rows[-1]["class"] == "overall" and set(rows[0]) == {"class", "n", "bbox", "3pt"}
+    before = out_csv.read_text()  # an existing CSV is kept unless --overwrite, refused before the model loads
+    assert main(["evaluate", str(DATA_DEMO), "--checkpoint", str(tmp_path / "none.pth"), "--csv", str(out_csv)]) == 2
+    assert "--overwrite" in capsys.readouterr().err and out_csv.read_text() == before
 
 
 def test_bad_datasets(tmp_path, capsys):
@@ -152,6 +156,12 @@ def test_bad_datasets(tmp_path, capsys):
     (demo / "label2image_test.json").write_text(json.dumps(pairs))
     assert main(["evaluate", str(demo)]) == 2
     assert "does not exist" in capsys.readouterr().err
+    for mask in (demo / "masks").glob("*.png"):  # every test mask blank: nothing to score
+        Image.open(mask).point(lambda _: 0).save(mask)
+    pairs.pop("data_demo/masks/missing_liver_000.png")
+    (demo / "label2image_test.json").write_text(json.dumps(pairs))
+    assert main(["evaluate", str(demo), "--kind", "weight-free", "--prompts", "bbox"]) == 2
+    assert "every test mask is empty" in capsys.readouterr().err
     with pytest.raises(InputError, match="prompt mode 'lasso'"):
         ev.EvaluateSettings(prompts="bbox,lasso")
     assert main(["evaluate", str(DATA_DEMO), "--prompts", ",,"]) == 2

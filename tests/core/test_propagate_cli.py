@@ -43,7 +43,8 @@ def test_label_seeds_to_nifti_with_source_geometry(tmp_path, capsys):
     out = tmp_path / "out.nii.gz"
     assert main(["propagate", str(CT), str(tmp_path / "seeds.nii.gz"), str(out), "--window", "ct-abdomen", "--kind", "weight-free"]) == 0
     printed = capsys.readouterr().out
-    assert "object 2: slices 12-29" in printed and "low_neighbour_iou at 11" in printed
+    line = next(x for x in printed.splitlines() if x.startswith("  object 2:"))
+    assert "slices 12-29" in line and "stopped: low_neighbour_iou at 11, volume_end at 29" in line
     image, source = nib.load(str(out)), nib.load(str(CT))
     np.testing.assert_array_equal(image.affine, source.affine)
     assert image.header.get_zooms() == source.header.get_zooms()
@@ -60,6 +61,17 @@ def test_label_seeds_to_nifti_with_source_geometry(tmp_path, capsys):
     trace = json.loads((tmp_path / "out_qc.json").read_text())
     assert trace["provenance"]["engine"]["kind"] == "weight-free" and trace["provenance"]["axis"] == "z"
     assert {e["reason"] for e in trace["front_ends"] if e["object_id"] == KIDNEY_RIGHT} == {"volume_end", "low_neighbour_iou"}
+
+
+def test_the_report_says_a_front_stopped_at_max_steps(tmp_path, capsys):
+    # Fronts that stop on a slice they did not judge (max_steps, another seed, the volume's end)
+    # have no trace row: the printed summary takes them from the front ends.
+    write_seeds(tmp_path / "seeds.nii.gz", {LIVER: 14})
+    out = tmp_path / "out.nii.gz"
+    assert main(["propagate", str(CT), str(tmp_path / "seeds.nii.gz"), str(out), "--window", "ct-abdomen",
+                 "--kind", "weight-free", "--max-steps", "2"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("  object 5:"))
+    assert "slices 12-16" in line and "max_steps at 12" in line and "max_steps at 16" in line, line
 
 
 def test_json_prompts_and_stop_marker(tmp_path):
@@ -106,7 +118,7 @@ def test_spacing_never_distorts_prompts(tmp_path):
     assert dice(along_y, ref) >= 0.80
 
 
-@pytest.mark.parametrize("problem", ["shape", "exists", "empty", "suffix", "bad-json"])
+@pytest.mark.parametrize("problem", ["shape", "exists", "empty", "suffix", "bad-json", "ct-as-seeds"])
 def test_bad_input_exits_2_with_a_message(tmp_path, capsys, problem):
     seeds = tmp_path / "seeds.nii.gz"
     write_seeds(seeds, {LIVER: 15})
@@ -119,13 +131,16 @@ def test_bad_input_exits_2_with_a_message(tmp_path, capsys, problem):
         nib.save(nib.Nifti1Image(np.zeros(nib.load(str(SEG)).shape, np.uint8), np.eye(4)), str(seeds))
     elif problem == "suffix":
         out = tmp_path / "out.png"
+    elif problem == "ct-as-seeds":
+        seeds = CT
     else:
         seeds = tmp_path / "prompts.json"
         seeds.write_text("{not json")
     assert main(["propagate", str(CT), str(seeds), str(out)]) == 2
     message = capsys.readouterr().err
     expected = {"shape": "shape", "exists": "exists", "empty": "no seeds", "suffix": "cannot write",
-                "bad-json": "prompts.json: not valid JSON"}[problem]
+                "bad-json": "prompts.json: not valid JSON",
+                "ct-as-seeds": f"{CT}: labels must be non-negative"}[problem]
     assert expected in message
     if problem == "exists":
         assert out.read_bytes() == b"precious"

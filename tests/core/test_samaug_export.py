@@ -123,4 +123,4 @@ def test_batch_plan_exports_priors_from_its_own_samaug_step(tmp_path):
     bad.write_text(plan.read_text().replace("format: nnunet", "format: sammed2d"))
     done = subprocess.run([sys.executable, "-m", "napari_sammed.cli", "batch", str(bad), str(tmp_path / "o2")],
                           capture_output=True, text=True, timeout=300)
-    assert done.returncode == 2 and "samaug_channels is an nnU-Net option" in done.stderr
+    assert done.returncode == 2 and "SAMAug channels are an nnU-Net option (format nnunet)" in done.stderr

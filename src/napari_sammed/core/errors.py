@@ -8,6 +8,8 @@ the project, so every layer may use it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -17,6 +19,17 @@ class InputError(ValueError):
     def __init__(self, path: str | Path | None, what: str) -> None:
         self.path, self.what = (None if path is None else str(path)), what
         super().__init__(what if path is None else f"{path}: {what}")
+
+
+@contextmanager
+def about(path: str | Path) -> Iterator[None]:
+    """Name ``path`` in the input errors raised inside that do not name a file yet."""
+    try:
+        yield
+    except InputError as error:
+        if error.path is not None:
+            raise
+        raise InputError(path, error.what) from None
 
 
 class NeedsOption(FileExistsError):

@@ -8,9 +8,20 @@ nothing heavy (no torch), so the CLI can build its options and answer ``--help``
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 
 from .errors import InputError
+
+
+def check_range(owner: object, name: str, low: float | None = None, high: float | None = None) -> None:
+    """Refuse ``owner.name`` unless it is a finite number within [low, high] (``None`` passes)."""
+    value = getattr(owner, name)
+    if value is None:
+        return
+    if not math.isfinite(value) or (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"in [{low:g}, {high:g}]" if high is not None else f"{low:g} or more" if low is not None else "finite"
+        raise InputError(None, f"{name} {value!r}: give a number {bounds}")
 
 DIRECTIONS = {"both": (1, -1), "forward": (1,), "backward": (-1,)}
 
@@ -34,8 +45,10 @@ class PropagationSettings:
         if self.direction not in DIRECTIONS:
             raise InputError(None, f"direction must be one of {', '.join(DIRECTIONS)}; got {self.direction!r}")
         for name in ("min_iou", "min_neighbour_iou"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise InputError(None, f"{name} must lie in [0, 1]")
+            check_range(self, name, 0.0, 1.0)
+        for name in ("min_area", "box_margin", "min_margin", "interior_points"):
+            check_range(self, name, 0)
+        check_range(self, "max_steps", 1)
 
     def resolved(self, engine, slice_shape: tuple[int, int]) -> PropagationSettings:
         """These settings with every unset recipe field taken from the engine's recipe."""
@@ -55,6 +68,13 @@ class AmgSettings:
     min_mask_region_area: int = 0  # in slice pixels; 0 keeps all
     points_per_batch: int = 256
 
+    def __post_init__(self) -> None:
+        for name in ("points_per_side", "points_per_batch"):
+            check_range(self, name, 1)
+        check_range(self, "min_mask_region_area", 0)
+        for name in ("pred_iou_thresh", "stability_score_thresh", "stability_score_offset", "box_nms_thresh"):
+            check_range(self, name)  # any finite threshold: below 0 keeps every mask
+
     def as_dict(self) -> dict:
         return asdict(self)
 
@@ -68,8 +88,7 @@ class SimulateSettings:
     from_scratch: bool = False
 
     def __post_init__(self) -> None:
-        if self.clicks < 0:
-            raise InputError(None, f"clicks {self.clicks}: give 0 or more")
+        check_range(self, "clicks", 0)
 
 
 #: SAM-Med2D's test protocol: the box, then 1, 3 and 5 points.
@@ -90,6 +109,7 @@ class EvaluateSettings:
                 raise InputError(None, f"unknown prompt mode {mode!r}; use bbox or Npt such as 1pt, 3pt, 5pt")
         if not self.modes:
             raise InputError(None, "no prompt mode; use bbox or Npt such as 1pt, 3pt, 5pt")
+        check_range(self, "seed", 0)
 
     @property
     def modes(self) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import InputError
+from ..settings import check_range
 from .case import ExportCase
 from .nnunet import export_nnunet
 from .sammed2d import export_sammed2d
@@ -53,9 +54,11 @@ class ExportOptions:
         if str(self.folder).strip() in ("", "."):
             raise InputError(None, "choose a target folder")
         if self.samaug_channels and self.format != "nnunet":
-            raise InputError(None, "SAMAug channels are an nnU-Net option (--format nnunet)")
+            raise InputError(None, "SAMAug channels are an nnU-Net option (format nnunet)")
         if self.samaug_images and self.format != "sammed2d":
-            raise InputError(None, "SAMAug images are a SAM-Med2D option (--format sammed2d)")
+            raise InputError(None, "SAMAug images are a SAM-Med2D option (format sammed2d)")
+        check_range(self, "dataset_id", 1, 999)
+        check_range(self, "test_fraction", 0.0, 1.0)
 
 
 @dataclass(frozen=True)

@@ -68,8 +68,13 @@ def read_trace_csv(path: str | Path, text: str | None = None) -> list[TraceRow]:
             for r in read_csv_rows(path, TraceCsvRow, text)]
 
 
-def object_summary(rows: Iterable[TraceRow]) -> dict[int, dict]:
-    """Per object: written slice range, slice counts, why each end stopped and the flagged slices."""
+def object_summary(rows: Iterable[TraceRow], ends: Iterable[FrontEnd] = ()) -> dict[int, dict]:
+    """Per object: written slice range, slice counts, why each end stopped and the flagged slices.
+
+    A front that stopped on a judged slice has a row saying why; one that stopped at the volume's
+    end, another seed, the other front or ``max_steps`` only has its :class:`FrontEnd` (at its
+    last written slice)."""
+    rows = list(rows)
     summary: dict[int, dict] = {}
     for row in rows:
         entry = summary.setdefault(row.object_id, {"seeds": 0, "propagated": 0, "first": None,
@@ -82,12 +87,17 @@ def object_summary(rows: Iterable[TraceRow]) -> dict[int, dict]:
             entry["stops"].append({"slice": row.slice, "reason": row.stop_reason})
         if row.flag:
             entry["look_here"].append({"slice": row.slice, "flag": row.flag})
+    told = {(r.object_id, r.direction, r.stop_reason) for r in rows if r.stop_reason}
+    for end in ends:
+        if end.object_id in summary and (end.object_id, end.direction, end.reason) not in told:
+            summary[end.object_id]["stops"].append({"slice": end.last, "reason": end.reason})
     return summary
 
 
 def trace_to_json(rows: list[TraceRow], ends: Iterable[FrontEnd] = (), extra: dict | None = None) -> str:
     """The QC trace, per-object summary and front ends as JSON text."""
-    payload = {"columns": COLUMNS, "rows": [asdict(r) for r in rows], "objects": object_summary(rows),
+    ends = list(ends)
+    payload = {"columns": COLUMNS, "rows": [asdict(r) for r in rows], "objects": object_summary(rows, ends),
                "front_ends": [asdict(e) for e in ends], "stop_reasons": STOP_REASONS, "flags": FLAGS,
                **(extra or {})}
     return json.dumps(payload, indent=2, default=float)

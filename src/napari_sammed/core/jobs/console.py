@@ -110,7 +110,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
     means); descriptions and examples keep their lines."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default in (None, False):
+        if action.default is None or action.default is False:  # not 0, which "in" counts as False
             return action.help
         return super()._get_help_string(action)
 

@@ -4,8 +4,8 @@ Input errors are the project's own types (:class:`~napari_sammed.core.errors.Inp
 :class:`~napari_sammed.core.errors.NeedsOption`, a bad plan or checkpoint, weights that are
 missing) and the operating system refusing a file or the disk (missing, in the way, not
 permitted, full). Every check of what a user or caller gave raises one of those types; any
-other exception - a ``ValueError`` or ``TypeError`` (a library's, or one of our own internal
-checks) or an ``OSError`` without a file errno - is a bug and keeps its traceback.
+other exception - a ``ValueError`` or ``TypeError`` (a library's, or a check of values our own
+code computed) or an ``OSError`` without a file errno - is a bug and keeps its traceback.
 """
 
 from __future__ import annotations

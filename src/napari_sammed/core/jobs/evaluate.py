@@ -144,6 +144,8 @@ def evaluate(
             scores.append(MaskScore(item.mask.name, item.class_name, mode, dice(logits > 0, truth)))
         if progress is not None:
             progress(n + 1, len(items))
+    if not scores:
+        raise InputError(dataset, "every test mask is empty: nothing to score")
     return scores
 
 

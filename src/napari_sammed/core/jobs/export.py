@@ -39,7 +39,7 @@ def export_files(image: str | Path, labels: str | Path, options: ExportOptions, 
     priors = None
     if options.needs_priors:
         if priors_from is None:
-            raise ValueError("SAMAug priors were asked for but no model or maps were given")
+            raise InputError(None, "SAMAug priors were asked for but no model or maps were given")
         priors = priors_from.priors(source.data, file_stem(image), resolved)
     export = ExportCase(case, source.data, annotation.data, source.layer_metadata(),
                         class_names or {}, resolved, engine=engine, trace=trace,

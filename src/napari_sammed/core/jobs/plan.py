@@ -81,14 +81,6 @@ class ExportSpec(plan_model(ExportOptions, "ExportFields")):
     """The plan's export: format and the options of that format (:class:`ExportOptions`' fields
     less the folder and the rerun policy, which the batch run owns)."""
 
-    @model_validator(mode="after")
-    def _samaug_options(self) -> ExportSpec:
-        if self.samaug_channels and self.format != "nnunet":
-            raise ValueError("samaug_channels is an nnU-Net option (format: nnunet)")
-        if self.samaug_images and self.format != "sammed2d":
-            raise ValueError("samaug_images is a SAM-Med2D option (format: sammed2d)")
-        return self
-
     @field_validator("dataset_name")
     @classmethod
     def _dataset_name(cls, value: str) -> str:

@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from ..engine.slice_engine import Prompt, SliceEngine
-from ..errors import InputError, NeedsOption
+from ..errors import InputError, NeedsOption, about
 from ..io.inputs import PromptFile, load_json
-from ..io.qc import TraceRow, object_summary, save_trace
+from ..io.qc import FrontEnd, TraceRow, object_summary, save_trace
 from ..io.read import Volume, file_stem, read_volume
 from ..io.write import label_dtype, write_volume
 from ..settings import PropagationSettings
@@ -42,11 +42,12 @@ class PropagationReport:
     trace_files: list[Path]
     voxels_written: int
     rows: list[TraceRow]
+    ends: list[FrontEnd] = field(default_factory=list)
 
     @cached_property
     def objects(self) -> dict[int, dict]:
         """Per object: slice range, why its fronts stopped, the slices QC flagged."""
-        return object_summary(self.rows)
+        return object_summary(self.rows, self.ends)
 
 
 def read_prompt_file(path: str | Path) -> tuple[dict, dict]:
@@ -165,7 +166,8 @@ def propagate_volume(
         labels = read_volume(seeds_path).data
         if labels.shape != volume.data.shape:
             raise InputError(seeds_path, f"seed labels have shape {labels.shape}, the image {volume.data.shape}")
-        labels = labels.astype(label_dtype(labels), copy=True)
+        with about(seeds_path):
+            labels = labels.astype(label_dtype(labels), copy=True)
         seeds, stops = seeds_from_labels(labels, axis, objects), {}
     if not seeds:
         raise InputError(seeds_path, "no seeds: the seed labels are empty" + (f" for objects {objects}" if objects else ""))
@@ -178,7 +180,7 @@ def propagate_volume(
                   "engine": engine.describe(), "window": None if embeddings.window is None else embeddings.window.as_dict(),
                   "settings": asdict(result.settings)}
     traces = save_trace(result.trace, trace_files(output)[0], result.ends, {"provenance": provenance})
-    return PropagationReport(Path(out), traces, written, result.trace)
+    return PropagationReport(Path(out), traces, written, result.trace, result.ends)
 
 
 def trace_files(output: str | Path) -> list[Path]:

@@ -1,10 +1,12 @@
 """One settings dataclass per job, and everything derived from it: CLI options and plan models.
 
-A job's dataclass holds each setting's name, type and default. The command line adds one
-option per entry of :data:`CLI_HELP` (its default, type and choices read from the dataclass);
-a plan's block is a pydantic model made from the same fields (:func:`plan_model`); the dock
-reads its widgets' starting values from :func:`defaults`. ``tests/core/test_settings.py``
-fails when any of them names a setting the dataclass lacks or starts from another default.
+A job's dataclass (:mod:`napari_sammed.core.settings`) holds each setting's name, type, default
+and checks. The command line adds one option per entry of :data:`CLI_HELP` (its default, type
+and choices read from the dataclass); a plan's block is a pydantic model made from the same
+fields that builds the dataclass when the plan is read (:func:`plan_model`), so a plan fails on
+the values the command line fails on; the docks start from the dataclass's defaults.
+``tests/core/test_settings.py`` fails when any of them names a setting the dataclass lacks or
+starts from another default.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import dataclasses
 import typing
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from ..export.entry import ExportOptions
 from ..settings import AmgSettings, EvaluateSettings, PropagationSettings, SimulateSettings
@@ -68,9 +70,8 @@ CLI_HELP: dict[type, dict[str, tuple[str, str | None]]] = {
 #: Settings a plan does not take: the export folder and its rerun policy belong to the batch run.
 PLAN_EXCLUDES = {ExportOptions: ("folder", "append", "overwrite")}
 
-#: Bounds a plan checks at load time (the dataclass checks them again when it is built).
-PLAN_BOUNDS = {"dataset_id": {"ge": 1, "le": 999}, "test_fraction": {"ge": 0.0, "le": 1.0},
-               "points_per_side": {"ge": 1}}
+#: What a plan block is built with besides its keys, to check it at load time.
+PLAN_GIVEN = {ExportOptions: {"folder": "export"}}
 
 
 #: Fields typed ``str`` in their dataclass that take one of these values.
@@ -130,8 +131,14 @@ def plan_model(cls: type, name: str, unset_is_default: bool = False) -> type[Bas
             continue
         hint = types[f.name] | None if unset_is_default else types[f.name]
         default = None if unset_is_default else values.get(f.name, ...)
-        fields[f.name] = (hint, Field(default, **PLAN_BOUNDS.get(f.name, {})))
-    return create_model(name, __config__=ConfigDict(extra="forbid", frozen=True), **fields)
+        fields[f.name] = (hint, Field(default))
+
+    def built(block: BaseModel) -> BaseModel:  # the dataclass's own checks, when the plan is read
+        cls(**plan_values(block), **PLAN_GIVEN.get(cls, {}))
+        return block
+
+    return create_model(name, __config__=ConfigDict(extra="forbid", frozen=True), **fields,
+                        __validators__={"_built": model_validator(mode="after")(built)})
 
 
 def plan_values(spec: BaseModel) -> dict:

@@ -108,7 +108,7 @@ def simulate(embeddings: VolumeEmbeddings, labels: np.ndarray, spacing, classes:
     """The protocol for every class of ``labels`` (or ``classes``), each in a fresh annotator
     (classes are scored independently, as in the challenge); embeddings are shared."""
     if embeddings.axis != 0:
-        raise ValueError("the protocol runs along z (axis 0)")
+        raise InputError(None, "the protocol runs along z (axis 0)")
     present = [int(v) for v in np.unique(labels) if v != 0]
     if not present:
         raise InputError(None, "the labels hold no class (every voxel is 0)")
