@@ -143,7 +143,6 @@ def cmd_export(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from .core.jobs.evaluate import evaluate, format_table, to_csv
-    from .core.settings import EvaluateSettings
 
     settings = from_args(EvaluateSettings, args)
     if args.csv:
@@ -171,7 +170,6 @@ def cmd_evaluate(args) -> int:
 def cmd_simulate(args) -> int:
     from .core.io.write import check_output
     from .core.jobs.simulate import format_report, simulate_files, to_csv
-    from .core.settings import SimulateSettings
 
     settings = from_args(SimulateSettings, args)
     classes = parse_ids(args.classes, "--classes")

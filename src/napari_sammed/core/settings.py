@@ -23,6 +23,7 @@ def check_range(owner: object, name: str, low: float | None = None, high: float 
         bounds = f"in [{low:g}, {high:g}]" if high is not None else f"{low:g} or more" if low is not None else "finite"
         raise InputError(None, f"{name} {value!r}: give a number {bounds}")
 
+
 DIRECTIONS = {"both": (1, -1), "forward": (1,), "backward": (-1,)}
 
 

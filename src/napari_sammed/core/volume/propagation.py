@@ -9,7 +9,8 @@ slice the other already filled, and a slice both reach in the same round gets th
 their logits. A front stops when its mask vanishes, the predicted IoU or the IoU with the
 previous slice falls below a threshold, it reaches a seed, a stop marker or the volume's end.
 Every written slice is also checked for a leak (``leak_check``): flagged in the trace, kept as is.
-The prompt recipe, the settings and the stop rule live in :mod:`.slice_step`.
+The prompt recipe and the stop rule live in :mod:`.slice_step`, the settings in
+:mod:`napari_sammed.core.settings`.
 
 Everything works in slice pixel coordinates (x, y), so voxel spacing never distorts a prompt.
 """

@@ -10,7 +10,7 @@ from scipy import ndimage as ndi
 
 from ..engine.frame import mask_box
 from ..engine.slice_engine import Prediction, Prompt
-from ..settings import DIRECTIONS, PropagationSettings  # noqa: F401  (re-exported)
+from ..settings import PropagationSettings
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
